@@ -1,0 +1,83 @@
+"""One exception tree for the whole service; each class knows its HTTP status and error code."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Error codes a failed or rejected generation carries (sync's list plus ours, same style)."""
+
+    UNSUPPORTED_MODEL = "generation_unsupported_model"
+    MEDIA_METADATA_MISSING = "generation_media_metadata_missing"
+    AUDIO_LENGTH_EXCEEDED = "generation_audio_length_exceeded"
+    AUDIO_MISSING = "generation_audio_missing"
+    VIDEO_MISSING = "generation_video_missing"
+    TIMEOUT = "generation_timeout"
+    PIPELINE_FAILED = "generation_pipeline_failed"
+    UNHANDLED_ERROR = "generation_unhandled_error"
+    # ours
+    MEDIA_FETCH_FAILED = "generation_media_fetch_failed"
+    MEDIA_UNSUPPORTED = "generation_media_unsupported"
+    MEDIA_TOO_LARGE = "generation_media_too_large"
+    VIDEO_LENGTH_EXCEEDED = "generation_video_length_exceeded"
+    NO_FACE_DETECTED = "generation_no_face_detected"
+    INVALID_SEGMENTS = "generation_invalid_segments"
+    CANCELED = "generation_canceled"
+
+
+class LipsyncError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status_code: int = 500
+    error_code: str | None = None
+
+    def __init__(self, message: str, *, error_code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if error_code is not None:
+            self.error_code = error_code
+
+
+class InvalidRequestError(LipsyncError):
+    """The request itself is malformed (HTTP 400)."""
+
+    status_code = 400
+
+
+class GenerationError(LipsyncError):
+    """A generation could not be produced.
+
+    ``rejected`` marks input that is invalid in a way found only after acceptance (status REJECTED);
+    ``transient`` marks failures worth retrying (timeouts, 5xx from a media host).
+    """
+
+    status_code = 422
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        rejected: bool = False,
+        transient: bool = False,
+    ) -> None:
+        super().__init__(message, error_code=code.value)
+        self.code = code
+        self.rejected = rejected
+        self.transient = transient
+
+
+def media_unsupported(message: str) -> GenerationError:
+    """An input that is not decodable media (REJECTED)."""
+    return GenerationError(ErrorCode.MEDIA_UNSUPPORTED, message, rejected=True)
+
+
+def video_missing(message: str) -> GenerationError:
+    """An input that should carry a video stream and does not (REJECTED)."""
+    return GenerationError(ErrorCode.VIDEO_MISSING, message, rejected=True)
+
+
+def audio_missing(message: str) -> GenerationError:
+    """An input that should carry an audio stream and does not (REJECTED)."""
+    return GenerationError(ErrorCode.AUDIO_MISSING, message, rejected=True)
