@@ -1,0 +1,74 @@
+"""A plausible inside of an opened mouth (dark cavity, a hint of teeth), drawn in YUV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lipsync_api.engine import landmarks as lm
+from lipsync_api.engine.mouth_shape import FaceAxes
+
+CAVITY_UV = (123.0, 139.0)  # dark red-brown, barely saturated
+TEETH_UV = (123.0, 133.0)  # warm off-white
+UPPER_TEETH = 0.10  # visible upper teeth height, as a share of the mouth width
+LOWER_TEETH = 0.05
+
+
+@dataclass(frozen=True)
+class Shades:
+    """Luma of the lips and of the skin near the mouth, sampled from the source frame."""
+
+    lips: float
+    skin: float
+
+
+def sample_shades(y_plane: np.ndarray, points: np.ndarray) -> Shades:
+    """Median luma at the lower lip and at the cheeks beside the mouth."""
+
+    def at(indices: tuple[int, ...]) -> float:
+        xy = np.round(points[list(indices)]).astype(int)
+        xy[:, 0] = np.clip(xy[:, 0], 0, y_plane.shape[1] - 1)
+        xy[:, 1] = np.clip(xy[:, 1], 0, y_plane.shape[0] - 1)
+        return float(np.median(y_plane[xy[:, 1], xy[:, 0]]))
+
+    return Shades(lips=at(lm.LOWER_OUTER[2:-2]), skin=at((50, 280, 205, 425, 187, 411)))
+
+
+def _contour_depth(target: np.ndarray, contour: tuple[int, ...], axes: FaceAxes, lateral: np.ndarray) -> np.ndarray:
+    """Depth (along ``down``) of a lip contour at the given lateral positions, by interpolation."""
+    rel = target[list(contour)] - axes.centre
+    xs, ds = rel @ axes.right, rel @ axes.down
+    order = np.argsort(xs)
+    return np.interp(lateral, xs[order], ds[order])
+
+
+def _smooth_band(distance: np.ndarray, width: np.ndarray | float, softness: float) -> np.ndarray:
+    """1 inside a band of ``width`` pixels from its edge, fading over ``softness`` pixels."""
+    return np.clip((width - distance) / softness + 0.5, 0.0, 1.0)
+
+
+def draw_interior(
+    xs: np.ndarray, ys: np.ndarray, target: np.ndarray, axes: FaceAxes, shades: Shades
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U, V values for mouth-interior pixels at frame positions (xs, ys)."""
+    rel = np.stack([xs, ys], axis=1) - axes.centre
+    lateral, depth = rel @ axes.right, rel @ axes.down
+    top = _contour_depth(target, lm.UPPER_INNER, axes, lateral)
+    bottom = _contour_depth(target, lm.LOWER_INNER, axes, lateral)
+    gap = np.maximum(bottom - top, 1e-3)
+    from_top, from_bottom = depth - top, bottom - depth
+    soft = max(1.0, axes.mouth_width * 0.02)
+    upper = _smooth_band(from_top, np.minimum(UPPER_TEETH * axes.mouth_width, 0.55 * gap), soft)
+    lower = _smooth_band(from_bottom, np.minimum(LOWER_TEETH * axes.mouth_width, 0.22 * gap), soft)
+    lower *= 0.7 * np.clip((gap - 0.2 * axes.mouth_width) / (0.1 * axes.mouth_width), 0.0, 1.0)
+    across = np.clip(lateral / (axes.mouth_width / 2), -1.0, 1.0)
+    towards_corner = np.clip((0.85 - np.abs(across)) / 0.35, 0.0, 1.0)  # teeth recede behind the cheeks
+    teeth = np.maximum(upper, lower) * towards_corner
+    lip_shadow = 0.82 + 0.18 * np.clip(from_top / (0.05 * axes.mouth_width + 1e-3), 0.0, 1.0)
+    teeth_luma = np.clip(shades.skin * 1.12, 150.0, 225.0) * (1.0 - 0.25 * across**2) * lip_shadow
+    cavity_luma = np.clip(shades.lips * 0.2, 12.0, 45.0) * (0.8 + 0.2 * (1 - across**2))
+    luma = cavity_luma + (teeth_luma - cavity_luma) * teeth
+    u = CAVITY_UV[0] + (TEETH_UV[0] - CAVITY_UV[0]) * teeth
+    v = CAVITY_UV[1] + (TEETH_UV[1] - CAVITY_UV[1]) * teeth
+    return luma, u, v

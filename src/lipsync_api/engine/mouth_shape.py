@@ -1,0 +1,150 @@
+"""Where each lower-face landmark goes so the mouth shows a target opening and spread (pure numpy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from lipsync_api.engine import landmarks as lm
+
+LOWER_LIP_SHARE = 0.85  # of a gap change, how much the lower lip (with the jaw) moves; the rest lifts the upper lip
+JAW_SHARE = 0.8  # the chin follows the lower lip's drop by this much
+RING_SCALE = 0.45  # fixed anchors beyond the jaw line, as a share of the jaw's distance from the face centre
+CLOSED_OVERLAP = 0.025  # closed lips press together by this share of the mouth width: no dark slit remains
+INNER_EDGE_INSET = 0.15  # sample lips this share of their thickness away from the inner edge (dark fringe)
+
+
+@dataclass(frozen=True)
+class FaceAxes:
+    """A face-aligned frame: unit ``right`` and ``down`` vectors, the mouth centre and sizes in pixels."""
+
+    right: np.ndarray
+    down: np.ndarray
+    centre: np.ndarray
+    mouth_width: float
+    chin_depth: float
+
+
+@dataclass(frozen=True)
+class MouthPose:
+    """Source and target positions of every warped point: mesh landmarks first, then the fixed ring."""
+
+    source: np.ndarray
+    target: np.ndarray
+    source_gap: float  # inner-lip gap at the centre, pixels
+    target_gap: float
+
+
+def face_axes(points: np.ndarray) -> FaceAxes:
+    """Axes from the eye line (robust to head roll) and mouth geometry."""
+    eyes = points[lm.EYE_OUTER[1]] - points[lm.EYE_OUTER[0]]
+    right = eyes / max(float(np.linalg.norm(eyes)), 1e-6)
+    down = np.array([-right[1], right[0]], dtype=np.float32)
+    centre = (points[lm.INNER_LIP_MID[0]] + points[lm.INNER_LIP_MID[1]]) / 2
+    width = float(np.linalg.norm(points[lm.MOUTH_CORNERS[1]] - points[lm.MOUTH_CORNERS[0]]))
+    chin_depth = max(float(np.dot(points[lm.CHIN] - centre, down)), 0.5 * width)
+    return FaceAxes(right.astype(np.float32), down, centre, max(width, 1.0), chin_depth)
+
+
+@cache
+def _lip_indices() -> tuple[np.ndarray, np.ndarray]:
+    lips = set(lm.UPPER_INNER + lm.LOWER_INNER + lm.UPPER_OUTER + lm.LOWER_OUTER)
+    others = np.array(sorted(set(range(lm.LANDMARK_COUNT)) - lips), dtype=np.int32)
+    return np.array(sorted(lips), dtype=np.int32), others
+
+
+def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def gap_profile(lateral: np.ndarray) -> np.ndarray:
+    """Relative height of an open mouth across its width: an ellipse, 1 at the centre, 0 at the corners."""
+    return np.sqrt(np.clip(1.0 - lateral**2, 0.0, 1.0)) ** 0.8
+
+
+def _local(points: np.ndarray, axes: FaceAxes) -> tuple[np.ndarray, np.ndarray]:
+    """Lateral position in half mouth widths, and depth below the lips in chin depths."""
+    rel = points - axes.centre
+    return rel @ axes.right / (axes.mouth_width / 2), rel @ axes.down / axes.chin_depth
+
+
+def _lip_moves(points: np.ndarray, axes: FaceAxes, opening: float, spread: float) -> tuple[dict[int, np.ndarray], float]:
+    """Displacements of the lip contours, and the drop of the lower lip at the centre."""
+    moves: dict[int, np.ndarray] = {}
+    overlap = CLOSED_OVERLAP * axes.mouth_width * float(1.0 - _smoothstep(0.0, 0.06, np.array(opening)))
+    widen = axes.mouth_width * (0.05 * spread - 0.08 * opening)  # wide vowels pull corners out; big openings in
+    centre_drop = 0.0
+    for j, (up, low) in enumerate(zip(lm.UPPER_INNER, lm.LOWER_INNER, strict=True)):
+        lateral = float(np.dot((points[up] + points[low]) / 2 - axes.centre, axes.right)) / (axes.mouth_width / 2)
+        side = np.clip(lateral, -1.0, 1.0) * widen / 2 * axes.right
+        if j in (0, len(lm.UPPER_INNER) - 1):  # the corners: they only widen or narrow, and sag a little
+            moves[up] = side + axes.down * 0.15 * opening * axes.mouth_width
+            continue
+        source_gap = float(np.dot(points[low] - points[up], axes.down))
+        target_gap = opening * axes.mouth_width * float(gap_profile(np.array(lateral / 1.15))) - overlap
+        change = target_gap - source_gap
+        moves[up] = side - axes.down * (1 - LOWER_LIP_SHARE) * change
+        moves[low] = side + axes.down * LOWER_LIP_SHARE * change
+        if low == lm.INNER_LIP_MID[1]:
+            centre_drop = LOWER_LIP_SHARE * change
+    for outer, inner in zip(lm.UPPER_OUTER, lm.UPPER_INNER, strict=True):
+        moves[outer] = moves[inner] * 0.7
+    for outer, inner in zip(lm.LOWER_OUTER[1:-1], lm.LOWER_INNER[1:-1], strict=True):
+        moves[outer] = moves[inner] * 0.95
+    moves[lm.LOWER_OUTER[0]] = moves[lm.LOWER_INNER[0]]
+    moves[lm.LOWER_OUTER[-1]] = moves[lm.LOWER_INNER[-1]]
+    return moves, centre_drop
+
+
+def _jaw_moves(points: np.ndarray, axes: FaceAxes, drop: float) -> np.ndarray:
+    """Non-lip landmarks: the jaw region follows the lower lip's drop, fading towards cheeks and nose."""
+    _, others = _lip_indices()
+    lateral, depth = _local(points[others], axes)
+    across = np.clip(1.0 - np.maximum(np.abs(lateral) - 0.9, 0.0) / 1.6, 0.0, 1.0)
+    below = _smoothstep(-0.12, 0.3, depth)
+    amount = JAW_SHARE * drop * across * below
+    return amount[:, None] * axes.down[None, :]
+
+
+def _ring(points: np.ndarray) -> np.ndarray:
+    """Fixed anchors just outside the jaw line, so the warp fades to nothing over the neck and cheeks."""
+    jaw = points[list(lm.JAW_LINE)]
+    face_centre = points[lm.NOSE_TIP]
+    return jaw + (jaw - face_centre) * RING_SCALE
+
+
+def _inset_inner_lips(points: np.ndarray) -> np.ndarray:
+    """Source points with the inner lip contour moved slightly into the lips.
+
+    The tracked inner edge sits on the boundary between lip and mouth cavity; sampling exactly there
+    would carry a dark fringe onto the re-rendered lips.
+    """
+    inset = points.copy()
+    for inner, outer in ((lm.UPPER_INNER, lm.UPPER_OUTER), (lm.LOWER_INNER, lm.LOWER_OUTER)):
+        middle_in, middle_out = list(inner[1:-1]), list(outer[1:-1])
+        inset[middle_in] += INNER_EDGE_INSET * (points[middle_out] - points[middle_in])
+    return inset
+
+
+def mouth_pose(points: np.ndarray, opening: float, spread: float) -> MouthPose:
+    """Source and target geometry for one frame."""
+    axes = face_axes(points)
+    displacement = np.zeros_like(points)
+    moves, drop = _lip_moves(points, axes, opening, spread)
+    _, others = _lip_indices()
+    displacement[others] = _jaw_moves(points, axes, drop)
+    for index, move in moves.items():
+        displacement[index] = move
+    ring = _ring(points)
+    source = np.concatenate([_inset_inner_lips(points), ring]).astype(np.float32)
+    target = np.concatenate([points + displacement, ring]).astype(np.float32)
+    top, bottom = lm.INNER_LIP_MID
+    return MouthPose(
+        source=source,
+        target=target,
+        source_gap=max(float(np.dot(points[bottom] - points[top], axes.down)), 0.0),
+        target_gap=max(float(np.dot(target[bottom] - target[top], axes.down)), 0.0),
+    )

@@ -1,0 +1,183 @@
+"""render(request) -> an mp4 whose mouth follows the speech, plus what it took to make it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from lipsync_api.engine.analysis import AnalysisCache, VideoAnalysis, analyse_video
+from lipsync_api.engine.fetch import fetch_input
+from lipsync_api.engine.media import (
+    MediaInfo,
+    Mp4Writer,
+    check_audio_limits,
+    check_video_limits,
+    decode_audio,
+    output_audio_format,
+    probe,
+)
+from lipsync_api.engine.render import MouthRenderer
+from lipsync_api.engine.request import EngineConfig, GenerationRequest
+from lipsync_api.engine.soundtrack import assemble, frame_chunks
+from lipsync_api.engine.speech import ANALYSIS_RATE, MouthTargets, mouth_targets
+from lipsync_api.engine.timeline import ORIGINAL, FramePlan, VideoTiming, plan_timeline
+from lipsync_api.errors import ErrorCode, GenerationError
+
+MAIN = "main"
+Progress = Callable[[str, int, int], None]  # stage, done, total
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """The output file and what describes it."""
+
+    output_path: Path
+    duration: float
+    fps: Fraction
+    frame_count: int
+    width: int
+    height: int
+    faces_detected: int
+    face_frames: int
+    analysis_cached: bool
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    video_path: Path
+    video: MediaInfo
+    audio_paths: dict[str, Path]
+    audio: dict[str, MediaInfo]
+
+
+class _Stages:
+    """Wall time per pipeline stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def _audio_key(request: GenerationRequest, index: int) -> str:
+    ref = request.audios[index].ref_id
+    return ref if request.segments and ref else MAIN
+
+
+def _fetch_and_probe(request: GenerationRequest, work_dir: Path, config: EngineConfig, stages: _Stages) -> _Inputs:
+    with stages("fetch"):
+        fetch = lambda source: fetch_input(source, work_dir, config.fetch, allow_local=request.allow_local_files)  # noqa: E731
+        video_path = fetch(request.video)
+        audio_paths = {_audio_key(request, i): fetch(a.source) for i, a in enumerate(request.audios)}
+    with stages("probe"):
+        video = probe(video_path, config.max_fps)
+        check_video_limits(video, config)
+        audio = {key: probe(path, config.max_fps) for key, path in audio_paths.items()}
+        for info in audio.values():
+            check_audio_limits(info, config)
+    return _Inputs(video_path, video, audio_paths, audio)
+
+
+def _analyse(
+    request: GenerationRequest, inputs: _Inputs, work_dir: Path, cache: AnalysisCache | None, progress: Progress | None
+) -> tuple[VideoAnalysis, bool]:
+    info = inputs.video.video
+    assert info is not None  # check_video_limits guarantees it
+    report = (lambda done, total: progress("analyse", done, total)) if progress else None
+    if cache is not None and cache.fits(info):
+        return cache.get_or_build(inputs.video_path, info, request.speaker, report)
+    return analyse_video(inputs.video_path, info, request.speaker, work_dir / "analysis", report), False
+
+
+def _soundtracks(
+    request: GenerationRequest, inputs: _Inputs, plan: FramePlan
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(output track, 16 kHz mono analysis track, output rate, output channels)."""
+    formats = [output_audio_format(info.audio) for info in inputs.audio.values() if info.audio is not None]
+    rate, channels = max(f[0] for f in formats), max(f[1] for f in formats)
+    paths = dict(inputs.audio_paths)
+    if request.segments and inputs.video.audio is not None:
+        paths[ORIGINAL] = inputs.video_path
+    out_sources = {key: decode_audio(path, rate, channels) for key, path in paths.items()}
+    mono_sources = {key: decode_audio(path, ANALYSIS_RATE, 1) for key, path in paths.items()}
+    track = assemble(plan.audio, out_sources, rate, channels, plan.duration)
+    driving = [c for c in plan.audio if c.source != ORIGINAL]  # the original track never drives the mouth
+    mono = assemble(driving, mono_sources, ANALYSIS_RATE, 1, plan.duration)[0]
+    return track, mono, rate, channels
+
+
+def _plan(request: GenerationRequest, inputs: _Inputs, analysis: VideoAnalysis) -> FramePlan:
+    durations = {key: info.audio.duration for key, info in inputs.audio.items() if info.audio is not None}
+    if request.segments and inputs.video.audio is not None:
+        durations[ORIGINAL] = inputs.video.audio.duration
+    return plan_timeline(
+        VideoTiming(analysis.frame_count, analysis.fps), durations, request.sync_mode, request.segments, MAIN
+    )
+
+
+def render(
+    request: GenerationRequest,
+    work_dir: Path,
+    config: EngineConfig,
+    *,
+    cache: AnalysisCache | None = None,
+    progress: Progress | None = None,
+) -> RenderResult:
+    """Make the lip-synced mp4 for ``request`` in ``work_dir``; raises GenerationError on bad input."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    output_path = work_dir / request.output_name()
+    stages = _Stages()
+    inputs = _fetch_and_probe(request, work_dir, config, stages)
+    with stages("analyse"):
+        analysis, cached = _analyse(request, inputs, work_dir, cache, progress)
+    if not np.isfinite(analysis.landmarks[:, 0, 0]).any():
+        raise GenerationError(ErrorCode.NO_FACE_DETECTED, "no face was found in any frame of the video", rejected=True)
+    with stages("audio"):
+        plan = _plan(request, inputs, analysis)
+        track, mono, rate, channels = _soundtracks(request, inputs, plan)
+        targets = mouth_targets(mono, plan.fps, plan.frame_count, request.temperature)
+    with stages("render"):
+        face_frames = _render_frames(output_path, plan, analysis, track, rate, channels, targets, config, progress)
+    return RenderResult(
+        output_path=output_path, duration=plan.duration, fps=plan.fps, frame_count=plan.frame_count,
+        width=analysis.width, height=analysis.height, faces_detected=analysis.faces_detected,
+        face_frames=face_frames, analysis_cached=cached, stage_seconds=stages.seconds,
+    )
+
+
+def _render_frames(
+    output_path: Path, plan: FramePlan, analysis: VideoAnalysis, track: np.ndarray, rate: int, channels: int,
+    targets: MouthTargets, config: EngineConfig, progress: Progress | None,
+) -> int:
+    """Encode every planned frame (mouth re-rendered where driven and a face is present); returns that count."""
+    renderer = MouthRenderer(analysis.width, analysis.height)
+    chunks = frame_chunks(track, rate, float(plan.fps), plan.frame_count)
+    animated = 0
+    writer = Mp4Writer(output_path, analysis.width, analysis.height, plan.fps, crf=config.encode_crf,
+                       preset=config.encode_preset, audio_rate=rate, audio_channels=channels)
+    with writer, analysis.frames() as read_frame:
+        for index, step in enumerate(plan.frames):
+            frame = read_frame(step.source_frame)
+            points = analysis.landmarks[step.source_frame]
+            if step.driven and np.isfinite(points[0, 0]):
+                frame = renderer.render(frame, points, float(targets.opening[index]), float(targets.spread[index]))
+                animated += 1
+            writer.add_video(frame)
+            start, stop = chunks[index]
+            writer.add_audio(track[:, start:stop])
+            if progress is not None:
+                progress("render", index + 1, plan.frame_count)
+    return animated

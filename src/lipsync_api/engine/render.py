@@ -1,0 +1,122 @@
+"""The mouth re-render: warp the lower face to the target mouth shape and fill the opened mouth."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from lipsync_api.engine import landmarks as lm
+from lipsync_api.engine.mouth_interior import draw_interior, sample_shades
+from lipsync_api.engine.mouth_shape import face_axes, mouth_pose
+from lipsync_api.engine.warp import WarpMap, backward_map, remap_plane
+
+MOVE_EPSILON = 0.05  # pixels: landmarks moved less than this are left alone
+FULL_BLEND_SHIFT = 0.6  # pixels of displacement at which the warped image fully replaces the source
+
+
+def _ring_strip(first_ring: int) -> np.ndarray:
+    """Triangles joining the jaw line to the fixed ring just outside it."""
+    tris = []
+    for k in range(len(lm.JAW_LINE) - 1):
+        a, b = lm.JAW_LINE[k], lm.JAW_LINE[k + 1]
+        ra, rb = first_ring + k, first_ring + k + 1
+        tris += [(a, b, rb), (a, rb, ra)]
+    return np.array(tris, dtype=np.int32)
+
+
+def _mouth_fan(centre: int) -> np.ndarray:
+    """Triangles filling the inner-lip hole from its centre point."""
+    ring = list(lm.UPPER_INNER) + list(reversed(lm.LOWER_INNER[1:-1]))
+    return np.array([(centre, ring[k], ring[(k + 1) % len(ring)]) for k in range(len(ring))], dtype=np.int32)
+
+
+class MouthRenderer:
+    """Re-renders the mouth of I420 frames of one size; holds the fixed mesh topology."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        first_ring = lm.LANDMARK_COUNT
+        self.centre_index = first_ring + len(lm.JAW_LINE)
+        self.face_triangles = lm.mesh_triangles()
+        self.fixed_triangles = _ring_strip(first_ring)
+        self.fan = _mouth_fan(self.centre_index)
+
+    def render(self, frame: np.ndarray, points: np.ndarray, opening: float, spread: float) -> np.ndarray:
+        """A copy of ``frame`` whose mouth shows ``opening`` (gap/width) and ``spread``."""
+        pose = mouth_pose(points, opening, spread)
+        top, bottom = lm.INNER_LIP_MID
+        source = np.vstack([pose.source, (pose.source[top] + pose.source[bottom]) / 2])
+        target = np.vstack([pose.target, (pose.target[top] + pose.target[bottom]) / 2])
+        moved = np.linalg.norm(target - source, axis=1) > MOVE_EPSILON
+        face = self.face_triangles[moved[self.face_triangles].any(axis=1)]
+        triangles = np.concatenate([face, self.fixed_triangles, self.fan])
+        roi = self._roi(source, target, triangles)
+        if roi is None:
+            return frame
+        warp = backward_map(source, target, triangles, roi)
+        hole = warp.triangle >= len(triangles) - len(self.fan)
+        real_share = float(np.clip((pose.source_gap / max(pose.target_gap, 1e-3) - 0.5) / 0.5, 0.0, 1.0))
+        return self._compose(frame, warp, hole, real_share, points, target)
+
+    def _roi(self, source: np.ndarray, target: np.ndarray, triangles: np.ndarray) -> tuple[int, int, int, int] | None:
+        used = np.unique(triangles)
+        both = np.vstack([source[used], target[used]])
+        x0, y0 = np.floor(both.min(axis=0)).astype(int) - 2
+        x1, y1 = np.ceil(both.max(axis=0)).astype(int) + 2
+        x0, y0 = max(0, x0) & ~1, max(0, y0) & ~1
+        x1, y1 = min(self.width, (x1 + 1) & ~1), min(self.height, (y1 + 1) & ~1)
+        return (int(x0), int(y0), int(x1), int(y1)) if x1 - x0 >= 4 and y1 - y0 >= 4 else None
+
+    def _compose(
+        self, frame: np.ndarray, warp: WarpMap, hole: np.ndarray, real_share: float,
+        points: np.ndarray, target: np.ndarray,
+    ) -> np.ndarray:
+        w, h = self.width, self.height
+        out = frame.copy()
+        y_plane, chroma = out[:h], out[h:].reshape(2, h // 2, w // 2)
+        src_y, src_chroma = frame[:h], frame[h:].reshape(2, h // 2, w // 2)
+        planes = [remap_plane(src_y, warp).astype(np.float32)]
+        planes += [remap_plane(src_chroma[c], warp, 2).astype(np.float32) for c in (0, 1)]
+        if hole.any() and real_share < 1.0:
+            hole = self._fill_hole(planes, warp, hole, real_share, src_y, points, target) > 0
+        x0, y0 = warp.origin
+        rows, cols = hole.shape
+        dx = warp.map_x - np.arange(x0, x0 + cols, dtype=np.float32)[None, :]
+        dy = warp.map_y - np.arange(y0, y0 + rows, dtype=np.float32)[:, None]
+        alpha = np.minimum(np.sqrt(dx * dx + dy * dy) * (1.0 / FULL_BLEND_SHIFT), 1.0)
+        alpha[hole] = 1.0
+        _blend(y_plane[y0 : y0 + rows, x0 : x0 + cols], planes[0], alpha)
+        half = alpha[::2, ::2]
+        for c in (0, 1):
+            region = chroma[c, y0 // 2 : y0 // 2 + half.shape[0], x0 // 2 : x0 // 2 + half.shape[1]]
+            _blend(region, planes[1 + c], half)
+        return out
+
+    def _fill_hole(
+        self, planes: list[np.ndarray], warp: WarpMap, hole: np.ndarray, real_share: float,
+        src_y: np.ndarray, points: np.ndarray, target: np.ndarray,
+    ) -> np.ndarray:
+        """Paint the synthetic interior over the opened mouth; returns its soft-edged coverage."""
+        x0, y0 = warp.origin
+        coverage = cv2.blur(hole.astype(np.float32), (3, 3))  # a one-pixel feather where lips meet the cavity
+        hy, hx = np.nonzero(coverage > 0)
+        luma, u, v = draw_interior(
+            (hx + x0).astype(np.float32), (hy + y0).astype(np.float32), target[: len(points)],
+            face_axes(points), sample_shades(src_y, points),
+        )
+        weight = coverage[hy, hx] * (1.0 - real_share)
+        planes[0][hy, hx] += (luma - planes[0][hy, hx]) * weight
+        lookup = np.full(hole.shape, -1, dtype=np.int64)
+        lookup[hy, hx] = np.arange(len(hy))
+        picked = lookup[::2, ::2]
+        cy, cx = np.nonzero(picked >= 0)
+        chosen = picked[cy, cx]
+        for plane, values in ((planes[1], u), (planes[2], v)):
+            plane[cy, cx] += (values[chosen] - plane[cy, cx]) * weight[chosen]
+        return coverage
+
+
+def _blend(region: np.ndarray, warped: np.ndarray, alpha: np.ndarray) -> None:
+    """Blend the warped values into a uint8 frame region in place."""
+    base = region.astype(np.float32)
+    region[...] = np.clip(base + (warped - base) * alpha + 0.5, 0, 255).astype(np.uint8)
