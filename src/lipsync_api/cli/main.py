@@ -1,0 +1,23 @@
+"""The ``lipsync-api`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from lipsync_api.cli.evaluate import eval_command
+from lipsync_api.cli.generate import generate_command
+
+app = typer.Typer(
+    name="lipsync-api",
+    help="Self-hosted lipsync generation: make a video's mouth speak a new speech track.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("generate")(generate_command)
+app.command("eval")(eval_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
