@@ -1,6 +1,6 @@
 """Quality table: every clip in ../shared/media with every speech clip (and espeak-ng), engine vs baseline.
 
-Usage: python bench/quality.py [--media ../shared/media] [--out docs/quality.json] [--work /tmp/lipsync-quality]
+Usage: python bench/quality.py [--media ../shared/media] [--out results.json] [--work /tmp/lipsync-quality]
 Prints a Markdown table; the figures come from ``lipsync-api eval`` (lipsync_api.engine.evaluate).
 """
 
@@ -35,8 +35,10 @@ def espeak(path: Path) -> Path:
 def row(video: str, audio: str, kind: str, report: QualityReport) -> str:
     closed = "n/a" if report.silent_closed_share is None else f"{report.silent_closed_share:.0%}"
     ssim = "n/a" if report.ssim_outside_mouth is None else f"{report.ssim_outside_mouth:.4f}"
-    return (f"| {video} | {audio} | {kind} | {report.best_lag:+d} | {report.correlation_at_zero:.2f} | "
-            f"{closed} ({report.silent_frames}) | {ssim} |")
+    return (
+        f"| {video} | {audio} | {kind} | {report.best_lag:+d} | {report.correlation_at_zero:.2f} | "
+        f"{closed} ({report.silent_frames}) | {ssim} |"
+    )
 
 
 def main() -> None:
@@ -59,8 +61,12 @@ def main() -> None:
     for video in videos:
         for audio in audios:
             name = f"{video.stem}__{audio.stem}"
-            request = GenerationRequest(video=str(video), audios=(AudioInput(str(audio)),),
-                                        allow_local_files=True, output_file_name=name)
+            request = GenerationRequest(
+                video=str(video),
+                audios=(AudioInput(str(audio)),),
+                allow_local_files=True,
+                output_file_name=name,
+            )
             started = time.perf_counter()
             result = render(request, args.work / name, config, cache=cache)
             seconds = time.perf_counter() - started
@@ -68,8 +74,15 @@ def main() -> None:
             base = evaluate(mux_baseline(video, audio, args.work / name / "baseline.mp4"), audio, video)
             print(row(video.stem, audio.stem, "engine", engine), flush=True)
             print(row(video.stem, audio.stem, "baseline", base), flush=True)
-            results.append({"video": video.stem, "audio": audio.stem, "render_seconds": seconds,
-                            "engine": asdict(engine), "baseline": asdict(base)})
+            results.append(
+                {
+                    "video": video.stem,
+                    "audio": audio.stem,
+                    "render_seconds": seconds,
+                    "engine": asdict(engine),
+                    "baseline": asdict(base),
+                }
+            )
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
 

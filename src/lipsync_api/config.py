@@ -30,11 +30,15 @@ class Settings(BaseSettings):
     )
     max_video_seconds: float = Field(600.0, gt=0, description="Longest accepted input video, seconds.")
     max_audio_seconds: float = Field(600.0, gt=0, description="Longest accepted input audio, seconds.")
-    max_fps: int = Field(60, ge=1, le=120, description="Output frame rate cap (input nominal rate above it is reduced).")
+    max_fps: int = Field(
+        60, ge=1, le=120, description="Output frame rate cap (input nominal rate above it is reduced)."
+    )
     encode_preset: X264Preset = Field("veryfast", description="x264 preset of the output video.")
     encode_crf: int = Field(18, ge=0, le=51, description="x264 constant rate factor of the output video.")
     analysis_cache_max_bytes: int = Field(
-        20 * 1024**3, ge=0, description="Size bound of the per-video analysis cache (decoded frames + face tracks)."
+        20 * 1024**3,
+        ge=0,
+        description="Size bound of the per-video analysis cache (decoded frames + face tracks).",
     )
 
     @property

@@ -24,9 +24,13 @@ STAGE_LABELS = {"analyse": "analysing video", "render": "rendering"}
 
 def generate_command(
     video: Annotated[str, typer.Option(help="Video of a person: a path or an http(s) URL.")],
-    audio: Annotated[list[str], typer.Option(help="Speech: PATH_OR_URL, or REFID=PATH_OR_URL with --segments.")],
+    audio: Annotated[
+        list[str], typer.Option(help="Speech: PATH_OR_URL, or REFID=PATH_OR_URL with --segments.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the mp4.")],
-    sync_mode: Annotated[SyncMode, typer.Option(help="How a length mismatch is resolved.")] = SyncMode.CUT_OFF,
+    sync_mode: Annotated[
+        SyncMode, typer.Option(help="How a length mismatch is resolved.")
+    ] = SyncMode.CUT_OFF,
     segments: Annotated[Path | None, typer.Option(help="JSON file of segments, as in the API.")] = None,
     temperature: Annotated[float, typer.Option(help="Expressiveness, 0 to 1.")] = 0.5,
     speaker_point: Annotated[str | None, typer.Option(help="X,Y of the face to animate.")] = None,
@@ -55,8 +59,12 @@ def generate_command(
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description:>16}"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
-        TimeRemainingColumn(), console=console, transient=False,
+        TextColumn("{task.description:>16}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} frames"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     )
 
 

@@ -56,8 +56,13 @@ def speaker_hint(point: str | None, frame: int | None) -> SpeakerHint | None:
 
 
 def build_request(
-    video: str, audios: list[str], sync_mode: SyncMode, temperature: float,
-    segments: Path | None, speaker_point: str | None, speaker_frame: int | None,
+    video: str,
+    audios: list[str],
+    sync_mode: SyncMode,
+    temperature: float,
+    segments: Path | None,
+    speaker_point: str | None,
+    speaker_frame: int | None,
 ) -> GenerationRequest:
     """Validate the options into a request that may read local files."""
     if not 0.0 <= temperature <= 1.0:
@@ -69,6 +74,11 @@ def build_request(
     if spans and any(a.ref_id is None for a in parsed):
         raise ValueError("with --segments every --audio needs a refId: --audio REFID=PATH")
     return GenerationRequest(
-        video=video, audios=parsed, sync_mode=sync_mode, temperature=temperature, segments=spans,
-        speaker=speaker_hint(speaker_point, speaker_frame), allow_local_files=True,
+        video=video,
+        audios=parsed,
+        sync_mode=sync_mode,
+        temperature=temperature,
+        segments=spans,
+        speaker=speaker_hint(speaker_point, speaker_frame),
+        allow_local_files=True,
     )

@@ -10,7 +10,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,6 +26,32 @@ FRAMES_FILE, LANDMARKS_FILE, META_FILE = "frames.i420", "landmarks.npy", "meta.j
 Progress = Callable[[int, int], None]
 
 
+class FrameStore:
+    """Random access to the I420 frames of one raw file, one frame in memory at a time.
+
+    The descriptor is opened at once and kept: the frames stay readable even if the cache evicts
+    (unlinks) the file while a render is using it.
+    """
+
+    def __init__(self, path: Path, width: int, height: int) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        self._shape = (height * 3 // 2, width)
+        self._size = width * height * 3 // 2
+
+    def read(self, index: int) -> np.ndarray:
+        """Frame ``index`` as a writable (height * 3 // 2, width) uint8 array."""
+        data = os.pread(self._fd, self._size, index * self._size)
+        if len(data) != self._size:
+            raise IndexError(f"frame {index} is beyond the end of the frame store")
+        return np.frombuffer(data, dtype=np.uint8).reshape(self._shape).copy()
+
+    def close(self) -> None:
+        """Release the file descriptor (idempotent)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 @dataclass(frozen=True)
 class VideoAnalysis:
     """A video decoded to constant-rate upright I420 frames on disk, plus the animated face's track."""
@@ -37,26 +63,23 @@ class VideoAnalysis:
     frame_count: int
     faces_detected: int
     landmarks: np.ndarray  # (frames, 468, 2), NaN where no face
+    frames: FrameStore = field(compare=False)
 
-    @property
-    def frame_bytes(self) -> int:
-        """Bytes of one I420 frame."""
-        return self.width * self.height * 3 // 2
+    def close(self) -> None:
+        """Release the frame store."""
+        self.frames.close()
 
-    @contextmanager
-    def frames(self) -> Iterator[Callable[[int], np.ndarray]]:
-        """A reader of frame ``i`` (random access, one frame in memory at a time)."""
-        fd = os.open(self.directory / FRAMES_FILE, os.O_RDONLY)
-        try:
-            size, shape = self.frame_bytes, (self.height * 3 // 2, self.width)
+    def __enter__(self) -> VideoAnalysis:
+        return self
 
-            def read(index: int) -> np.ndarray:
-                data = os.pread(fd, size, index * size)
-                return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-            yield read
-        finally:
-            os.close(fd)
+
+def analysis_bytes(info: VideoStreamInfo) -> int:
+    """Disk space an analysis of this video takes: its frames and its landmarks."""
+    frame = info.width * info.height * 3 // 2
+    return info.frame_count * (frame + LANDMARK_COUNT * 2 * 4) + 4096
 
 
 def content_key(path: Path, speaker: SpeakerHint | None) -> str:
@@ -70,7 +93,10 @@ def content_key(path: Path, speaker: SpeakerHint | None) -> str:
 
 
 def store_frames(
-    path: Path, info: VideoStreamInfo, directory: Path, on_frame: Callable[[int, np.ndarray], None] | None = None
+    path: Path,
+    info: VideoStreamInfo,
+    directory: Path,
+    on_frame: Callable[[int, np.ndarray], None] | None = None,
 ) -> None:
     """Decode every constant-rate frame of ``path`` into ``directory``'s frame file, streaming."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -82,7 +108,11 @@ def store_frames(
 
 
 def analyse_video(
-    path: Path, info: VideoStreamInfo, speaker: SpeakerHint | None, directory: Path, progress: Progress | None = None
+    path: Path,
+    info: VideoStreamInfo,
+    speaker: SpeakerHint | None,
+    directory: Path,
+    progress: Progress | None = None,
 ) -> VideoAnalysis:
     """Decode every frame to ``directory`` and track the face in each: one streaming pass."""
     track = np.full((info.frame_count, LANDMARK_COUNT, 2), np.nan, dtype=np.float32)
@@ -99,18 +129,32 @@ def analyse_video(
         faces = tracker.faces_detected
     landmarks = smooth_landmarks(track)
     np.save(directory / LANDMARKS_FILE, landmarks)
-    meta = {"width": info.width, "height": info.height, "fps": str(info.fps),
-            "frame_count": info.frame_count, "faces_detected": faces}
+    meta = {
+        "width": info.width,
+        "height": info.height,
+        "fps": str(info.fps),
+        "frame_count": info.frame_count,
+        "faces_detected": faces,
+    }
     (directory / META_FILE).write_text(json.dumps(meta))
-    return VideoAnalysis(directory, info.width, info.height, info.fps, info.frame_count, faces, landmarks)
+    return load_analysis(directory)
 
 
 def load_analysis(directory: Path) -> VideoAnalysis:
     """Open a finished analysis directory."""
     meta = json.loads((directory / META_FILE).read_text())
     landmarks = np.load(directory / LANDMARKS_FILE)
-    return VideoAnalysis(directory, meta["width"], meta["height"], Fraction(meta["fps"]),
-                         meta["frame_count"], meta["faces_detected"], landmarks)
+    frames = FrameStore(directory / FRAMES_FILE, meta["width"], meta["height"])
+    return VideoAnalysis(
+        directory,
+        meta["width"],
+        meta["height"],
+        Fraction(meta["fps"]),
+        meta["frame_count"],
+        meta["faces_detected"],
+        landmarks,
+        frames,
+    )
 
 
 class AnalysisCache:
@@ -128,7 +172,7 @@ class AnalysisCache:
 
     def fits(self, info: VideoStreamInfo) -> bool:
         """Whether an analysis of this video could be kept within the size bound at all."""
-        return info.width * info.height * 3 // 2 * info.frame_count <= self.max_bytes
+        return analysis_bytes(info) <= self.max_bytes
 
     def get_or_build(
         self, path: Path, info: VideoStreamInfo, speaker: SpeakerHint | None, progress: Progress | None = None
@@ -142,12 +186,13 @@ class AnalysisCache:
                 return load_analysis(entry), True
             staging = self.root / f".building-{uuid.uuid4().hex}"
             try:
-                analyse_video(path, info, speaker, staging, progress)
+                analyse_video(path, info, speaker, staging, progress).close()
                 os.rename(staging, entry)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
+            analysis = load_analysis(entry)  # opened under the lock: eviction can no longer pull it away
         self.evict(keep=key)
-        return load_analysis(entry), False
+        return analysis, False
 
     @contextmanager
     def _locked(self, key: str) -> Iterator[None]:

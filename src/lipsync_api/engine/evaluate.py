@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import cv2
 import numpy as np
 
 from lipsync_api.engine import landmarks as lm
-from lipsync_api.engine.analysis import VideoAnalysis, store_frames
+from lipsync_api.engine.analysis import FRAMES_FILE, FrameStore, store_frames
 from lipsync_api.engine.faces import FaceTracker
 from lipsync_api.engine.media import (
     VideoStreamInfo,
@@ -105,8 +106,9 @@ def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
 
 
-def outside_mouth_ssim(output: Path, source: Path, sync_mode: SyncMode, audio_seconds: float,
-                       marks: np.ndarray) -> float:
+def outside_mouth_ssim(
+    output: Path, source: Path, sync_mode: SyncMode, audio_seconds: float, marks: np.ndarray
+) -> float:
     """Mean over frames of SSIM against the source frame the plan says it shows, mouth and jaw excluded."""
     info = check_video_limits(probe(source), _UNLIMITED)
     plan = plan_timeline(VideoTiming(info.frame_count, info.fps), {"main": audio_seconds}, sync_mode)
@@ -114,12 +116,11 @@ def outside_mouth_ssim(output: Path, source: Path, sync_mode: SyncMode, audio_se
     scores = []
     with tempfile.TemporaryDirectory(prefix="lipsync-eval-") as tmp:
         store_frames(source, info, Path(tmp))
-        store = VideoAnalysis(Path(tmp), info.width, info.height, info.fps, info.frame_count, 0, marks)
-        with store.frames() as read_source:
+        with closing(FrameStore(Path(tmp) / FRAMES_FILE, info.width, info.height)) as store:
             for index, frame in enumerate(iter_video_frames(output, out_info)):
                 if index >= plan.frame_count:
                     break
-                src = read_source(plan.frames[index].source_frame)[: info.height]
+                src = store.read(plan.frames[index].source_frame)[: info.height]
                 score = ssim_map(frame[: out_info.height], src)
                 if index < len(marks) and np.isfinite(marks[index, 0, 0]):
                     score = score[~lower_face_mask(marks[index], score.shape)]
@@ -127,8 +128,9 @@ def outside_mouth_ssim(output: Path, source: Path, sync_mode: SyncMode, audio_se
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def evaluate(output: Path, audio: Path, source: Path | None = None,
-             sync_mode: SyncMode = SyncMode.CUT_OFF) -> QualityReport:
+def evaluate(
+    output: Path, audio: Path, source: Path | None = None, sync_mode: SyncMode = SyncMode.CUT_OFF
+) -> QualityReport:
     """Measure an output against the speech that should drive it (and its source video, for SSIM)."""
     marks, info = track_output(output)
     fps = float(info.fps)
@@ -146,7 +148,12 @@ def evaluate(output: Path, audio: Path, source: Path | None = None,
     audio_seconds = check_audio_limits(probe(audio), _UNLIMITED).duration
     ssim = outside_mouth_ssim(output, source, sync_mode, audio_seconds, marks) if source else None
     return QualityReport(
-        frames=len(marks), face_frames=int(np.isfinite(mouth).sum()), best_lag=best,
-        correlation_at_best=lags[best], correlation_at_zero=lags[0], silent_frames=int(silent.sum()),
-        silent_closed_share=closed, ssim_outside_mouth=ssim,
+        frames=len(marks),
+        face_frames=int(np.isfinite(mouth).sum()),
+        best_lag=best,
+        correlation_at_best=lags[best],
+        correlation_at_zero=lags[0],
+        silent_frames=int(silent.sum()),
+        silent_closed_share=closed,
+        ssim_outside_mouth=ssim,
     )

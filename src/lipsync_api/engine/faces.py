@@ -38,7 +38,9 @@ class FaceTrack:
         return int(self.present.sum())
 
 
-def _i420_crop_to_rgb(frame: np.ndarray, width: int, height: int, box: tuple[int, int, int, int]) -> np.ndarray:
+def _i420_crop_to_rgb(
+    frame: np.ndarray, width: int, height: int, box: tuple[int, int, int, int]
+) -> np.ndarray:
     """Convert just the crop (even-aligned) of an I420 frame to RGB."""
     x0, y0, x1, y1 = box
     y_plane = frame[:height]
@@ -94,14 +96,19 @@ def choose_face(boxes: Sequence[Box], speaker: SpeakerHint | None, hint_box: Box
 class FaceTracker:
     """Streams frames in order and returns the animated face's landmarks for each (or None)."""
 
-    def __init__(self, width: int, height: int, speaker: SpeakerHint | None = None, *, refine: bool = False) -> None:
+    def __init__(
+        self, width: int, height: int, speaker: SpeakerHint | None = None, *, refine: bool = False
+    ) -> None:
         from mediapipe.python.solutions import face_detection, face_mesh
 
         self.width, self.height, self.speaker = width, height, speaker
         self._detector: Any = face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
         self._mesh: Any = face_mesh.FaceMesh(
-            static_image_mode=False, max_num_faces=1, refine_landmarks=refine,
-            min_detection_confidence=0.5, min_tracking_confidence=0.5,
+            static_image_mode=False,
+            max_num_faces=1,
+            refine_landmarks=refine,
+            min_detection_confidence=0.5,
+            min_tracking_confidence=0.5,
         )
         self._box: Box | None = None
         self.faces_detected = 0
@@ -144,8 +151,10 @@ class FaceTracker:
         return bool(boxes) and index < len(boxes or ()) and (boxes or ())[index] is None
 
     def _detect(self, frame: np.ndarray) -> list[Box]:
-        rgb, scale = _scaled(_i420_crop_to_rgb(frame, self.width, self.height, (0, 0, self.width, self.height)),
-                             DETECT_MAX_SIDE)
+        rgb, _scale = _scaled(
+            _i420_crop_to_rgb(frame, self.width, self.height, (0, 0, self.width, self.height)),
+            DETECT_MAX_SIDE,
+        )
         result = self._detector.process(rgb)
         boxes: list[Box] = []
         for detection in result.detections or []:

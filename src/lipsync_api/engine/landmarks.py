@@ -16,7 +16,29 @@ MOUTH_CORNERS = (61, 291)
 INNER_CORNERS = (78, 308)
 INNER_LIP_MID = (13, 14)
 # The lower half of the face oval, from the left cheek round the chin to the right cheek.
-JAW_LINE = (234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454)
+JAW_LINE = (
+    234,
+    93,
+    132,
+    58,
+    172,
+    136,
+    150,
+    149,
+    176,
+    148,
+    152,
+    377,
+    400,
+    378,
+    379,
+    365,
+    397,
+    288,
+    361,
+    323,
+    454,
+)
 CHIN = 152
 NOSE_TIP = 1
 EYE_OUTER = (33, 263)
@@ -33,9 +55,7 @@ def mesh_triangles() -> np.ndarray:
     for a, b in edges:
         neighbours.setdefault(a, set()).add(b)
         neighbours.setdefault(b, set()).add(a)
-    triangles = {
-        tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]
-    }
+    triangles = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
     return np.array(sorted(triangles), dtype=np.int32)
 
 

@@ -35,7 +35,9 @@ def sample_shades(y_plane: np.ndarray, points: np.ndarray) -> Shades:
     return Shades(lips=at(lm.LOWER_OUTER[2:-2]), skin=at((50, 280, 205, 425, 187, 411)))
 
 
-def _contour_depth(target: np.ndarray, contour: tuple[int, ...], axes: FaceAxes, lateral: np.ndarray) -> np.ndarray:
+def _contour_depth(
+    target: np.ndarray, contour: tuple[int, ...], axes: FaceAxes, lateral: np.ndarray
+) -> np.ndarray:
     """Depth (along ``down``) of a lip contour at the given lateral positions, by interpolation."""
     rel = target[list(contour)] - axes.centre
     xs, ds = rel @ axes.right, rel @ axes.down

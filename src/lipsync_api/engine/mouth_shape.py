@@ -9,11 +9,13 @@ import numpy as np
 
 from lipsync_api.engine import landmarks as lm
 
-LOWER_LIP_SHARE = 0.85  # of a gap change, how much the lower lip (with the jaw) moves; the rest lifts the upper lip
+LOWER_LIP_SHARE = (
+    0.85  # of a gap change, how much the lower lip (with the jaw) moves; the rest lifts the upper lip
+)
 JAW_SHARE = 0.8  # the chin follows the lower lip's drop by this much
 RING_SCALE = 0.45  # fixed anchors beyond the jaw line, as a share of the jaw's distance from the face centre
-CLOSED_OVERLAP = 0.025  # closed lips press together by this share of the mouth width: no dark slit remains
-INNER_EDGE_INSET = 0.15  # sample lips this share of their thickness away from the inner edge (dark fringe)
+CLOSED_OVERLAP = 0.035  # closed lips press together by this share of the mouth width: no dark slit remains
+INNER_EDGE_INSET = 0.3  # sample lips this share of their thickness away from the inner edge (dark fringe)
 
 
 @dataclass(frozen=True)
@@ -71,14 +73,20 @@ def _local(points: np.ndarray, axes: FaceAxes) -> tuple[np.ndarray, np.ndarray]:
     return rel @ axes.right / (axes.mouth_width / 2), rel @ axes.down / axes.chin_depth
 
 
-def _lip_moves(points: np.ndarray, axes: FaceAxes, opening: float, spread: float) -> tuple[dict[int, np.ndarray], float]:
+def _lip_moves(
+    points: np.ndarray, axes: FaceAxes, opening: float, spread: float
+) -> tuple[dict[int, np.ndarray], float]:
     """Displacements of the lip contours, and the drop of the lower lip at the centre."""
     moves: dict[int, np.ndarray] = {}
     overlap = CLOSED_OVERLAP * axes.mouth_width * float(1.0 - _smoothstep(0.0, 0.06, np.array(opening)))
-    widen = axes.mouth_width * (0.05 * spread - 0.08 * opening)  # wide vowels pull corners out; big openings in
+    widen = axes.mouth_width * (
+        0.05 * spread - 0.08 * opening
+    )  # wide vowels pull corners out; big openings in
     centre_drop = 0.0
     for j, (up, low) in enumerate(zip(lm.UPPER_INNER, lm.LOWER_INNER, strict=True)):
-        lateral = float(np.dot((points[up] + points[low]) / 2 - axes.centre, axes.right)) / (axes.mouth_width / 2)
+        lateral = float(np.dot((points[up] + points[low]) / 2 - axes.centre, axes.right)) / (
+            axes.mouth_width / 2
+        )
         side = np.clip(lateral, -1.0, 1.0) * widen / 2 * axes.right
         if j in (0, len(lm.UPPER_INNER) - 1):  # the corners: they only widen or narrow, and sag a little
             moves[up] = side + axes.down * 0.15 * opening * axes.mouth_width

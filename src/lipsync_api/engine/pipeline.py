@@ -77,9 +77,14 @@ def _audio_key(request: GenerationRequest, index: int) -> str:
     return ref if request.segments and ref else MAIN
 
 
-def _fetch_and_probe(request: GenerationRequest, work_dir: Path, config: EngineConfig, stages: _Stages) -> _Inputs:
+def _fetch_and_probe(
+    request: GenerationRequest, work_dir: Path, config: EngineConfig, stages: _Stages
+) -> _Inputs:
     with stages("fetch"):
-        fetch = lambda source: fetch_input(source, work_dir, config.fetch, allow_local=request.allow_local_files)  # noqa: E731
+        def fetch(source):
+            return fetch_input(
+                    source, work_dir, config.fetch, allow_local=request.allow_local_files
+                )
         video_path = fetch(request.video)
         audio_paths = {_audio_key(request, i): fetch(a.source) for i, a in enumerate(request.audios)}
     with stages("probe"):
@@ -92,7 +97,11 @@ def _fetch_and_probe(request: GenerationRequest, work_dir: Path, config: EngineC
 
 
 def _analyse(
-    request: GenerationRequest, inputs: _Inputs, work_dir: Path, cache: AnalysisCache | None, progress: Progress | None
+    request: GenerationRequest,
+    inputs: _Inputs,
+    work_dir: Path,
+    cache: AnalysisCache | None,
+    progress: Progress | None,
 ) -> tuple[VideoAnalysis, bool]:
     info = inputs.video.video
     assert info is not None  # check_video_limits guarantees it
@@ -143,37 +152,66 @@ def render(
     inputs = _fetch_and_probe(request, work_dir, config, stages)
     with stages("analyse"):
         analysis, cached = _analyse(request, inputs, work_dir, cache, progress)
-    if not np.isfinite(analysis.landmarks[:, 0, 0]).any():
-        raise GenerationError(ErrorCode.NO_FACE_DETECTED, "no face was found in any frame of the video", rejected=True)
-    with stages("audio"):
-        plan = _plan(request, inputs, analysis)
-        track, mono, rate, channels = _soundtracks(request, inputs, plan)
-        targets = mouth_targets(mono, plan.fps, plan.frame_count, request.temperature)
-    with stages("render"):
-        face_frames = _render_frames(output_path, plan, analysis, track, rate, channels, targets, config, progress)
+    with analysis:
+        if not np.isfinite(analysis.landmarks[:, 0, 0]).any():
+            raise GenerationError(
+                ErrorCode.NO_FACE_DETECTED, "no face was found in any frame of the video", rejected=True
+            )
+        with stages("audio"):
+            plan = _plan(request, inputs, analysis)
+            track, mono, rate, channels = _soundtracks(request, inputs, plan)
+            targets = mouth_targets(mono, plan.fps, plan.frame_count, request.temperature)
+        with stages("render"):
+            face_frames = _render_frames(
+                output_path, plan, analysis, track, rate, channels, targets, config, progress
+            )
     return RenderResult(
-        output_path=output_path, duration=plan.duration, fps=plan.fps, frame_count=plan.frame_count,
-        width=analysis.width, height=analysis.height, faces_detected=analysis.faces_detected,
-        face_frames=face_frames, analysis_cached=cached, stage_seconds=stages.seconds,
+        output_path=output_path,
+        duration=plan.duration,
+        fps=plan.fps,
+        frame_count=plan.frame_count,
+        width=analysis.width,
+        height=analysis.height,
+        faces_detected=analysis.faces_detected,
+        face_frames=face_frames,
+        analysis_cached=cached,
+        stage_seconds=stages.seconds,
     )
 
 
 def _render_frames(
-    output_path: Path, plan: FramePlan, analysis: VideoAnalysis, track: np.ndarray, rate: int, channels: int,
-    targets: MouthTargets, config: EngineConfig, progress: Progress | None,
+    output_path: Path,
+    plan: FramePlan,
+    analysis: VideoAnalysis,
+    track: np.ndarray,
+    rate: int,
+    channels: int,
+    targets: MouthTargets,
+    config: EngineConfig,
+    progress: Progress | None,
 ) -> int:
-    """Encode every planned frame (mouth re-rendered where driven and a face is present); returns that count."""
+    """Encode every planned frame, the mouth re-rendered where driven and a face shows; returns how many."""
     renderer = MouthRenderer(analysis.width, analysis.height)
     chunks = frame_chunks(track, rate, float(plan.fps), plan.frame_count)
     animated = 0
-    writer = Mp4Writer(output_path, analysis.width, analysis.height, plan.fps, crf=config.encode_crf,
-                       preset=config.encode_preset, audio_rate=rate, audio_channels=channels)
-    with writer, analysis.frames() as read_frame:
+    writer = Mp4Writer(
+        output_path,
+        analysis.width,
+        analysis.height,
+        plan.fps,
+        crf=config.encode_crf,
+        preset=config.encode_preset,
+        audio_rate=rate,
+        audio_channels=channels,
+    )
+    with writer:
         for index, step in enumerate(plan.frames):
-            frame = read_frame(step.source_frame)
+            frame = analysis.frames.read(step.source_frame)
             points = analysis.landmarks[step.source_frame]
             if step.driven and np.isfinite(points[0, 0]):
-                frame = renderer.render(frame, points, float(targets.opening[index]), float(targets.spread[index]))
+                frame = renderer.render(
+                    frame, points, float(targets.opening[index]), float(targets.spread[index])
+                )
                 animated += 1
             writer.add_video(frame)
             start, stop = chunks[index]

@@ -6,12 +6,14 @@ import cv2
 import numpy as np
 
 from lipsync_api.engine import landmarks as lm
+from lipsync_api.engine.closed_lips import paint_closed_lips
 from lipsync_api.engine.mouth_interior import draw_interior, sample_shades
 from lipsync_api.engine.mouth_shape import face_axes, mouth_pose
 from lipsync_api.engine.warp import WarpMap, backward_map, remap_plane
 
 MOVE_EPSILON = 0.05  # pixels: landmarks moved less than this are left alone
 FULL_BLEND_SHIFT = 0.6  # pixels of displacement at which the warped image fully replaces the source
+CLOSED_BELOW, OPEN_ABOVE = 0.02, 0.1  # openings between these fade the painted closed lips out
 
 
 def _ring_strip(first_ring: int) -> np.ndarray:
@@ -56,9 +58,12 @@ class MouthRenderer:
         warp = backward_map(source, target, triangles, roi)
         hole = warp.triangle >= len(triangles) - len(self.fan)
         real_share = float(np.clip((pose.source_gap / max(pose.target_gap, 1e-3) - 0.5) / 0.5, 0.0, 1.0))
-        return self._compose(frame, warp, hole, real_share, points, target)
+        closed = 1.0 - float(np.clip((opening - CLOSED_BELOW) / (OPEN_ABOVE - CLOSED_BELOW), 0.0, 1.0))
+        return self._compose(frame, warp, hole, real_share, points, target, closed)
 
-    def _roi(self, source: np.ndarray, target: np.ndarray, triangles: np.ndarray) -> tuple[int, int, int, int] | None:
+    def _roi(
+        self, source: np.ndarray, target: np.ndarray, triangles: np.ndarray
+    ) -> tuple[int, int, int, int] | None:
         used = np.unique(triangles)
         both = np.vstack([source[used], target[used]])
         x0, y0 = np.floor(both.min(axis=0)).astype(int) - 2
@@ -68,8 +73,14 @@ class MouthRenderer:
         return (int(x0), int(y0), int(x1), int(y1)) if x1 - x0 >= 4 and y1 - y0 >= 4 else None
 
     def _compose(
-        self, frame: np.ndarray, warp: WarpMap, hole: np.ndarray, real_share: float,
-        points: np.ndarray, target: np.ndarray,
+        self,
+        frame: np.ndarray,
+        warp: WarpMap,
+        hole: np.ndarray,
+        real_share: float,
+        points: np.ndarray,
+        target: np.ndarray,
+        closed: float,
     ) -> np.ndarray:
         w, h = self.width, self.height
         out = frame.copy()
@@ -80,11 +91,16 @@ class MouthRenderer:
         if hole.any() and real_share < 1.0:
             hole = self._fill_hole(planes, warp, hole, real_share, src_y, points, target) > 0
         x0, y0 = warp.origin
+        lips = None
+        if closed > 0:
+            lips = paint_closed_lips(planes, target[: len(points)], face_axes(points), warp.origin, closed)
         rows, cols = hole.shape
         dx = warp.map_x - np.arange(x0, x0 + cols, dtype=np.float32)[None, :]
         dy = warp.map_y - np.arange(y0, y0 + rows, dtype=np.float32)[:, None]
         alpha = np.minimum(np.sqrt(dx * dx + dy * dy) * (1.0 / FULL_BLEND_SHIFT), 1.0)
         alpha[hole] = 1.0
+        if lips is not None:
+            np.maximum(alpha, lips, out=alpha)
         _blend(y_plane[y0 : y0 + rows, x0 : x0 + cols], planes[0], alpha)
         half = alpha[::2, ::2]
         for c in (0, 1):
@@ -93,16 +109,25 @@ class MouthRenderer:
         return out
 
     def _fill_hole(
-        self, planes: list[np.ndarray], warp: WarpMap, hole: np.ndarray, real_share: float,
-        src_y: np.ndarray, points: np.ndarray, target: np.ndarray,
+        self,
+        planes: list[np.ndarray],
+        warp: WarpMap,
+        hole: np.ndarray,
+        real_share: float,
+        src_y: np.ndarray,
+        points: np.ndarray,
+        target: np.ndarray,
     ) -> np.ndarray:
         """Paint the synthetic interior over the opened mouth; returns its soft-edged coverage."""
         x0, y0 = warp.origin
         coverage = cv2.blur(hole.astype(np.float32), (3, 3))  # a one-pixel feather where lips meet the cavity
         hy, hx = np.nonzero(coverage > 0)
         luma, u, v = draw_interior(
-            (hx + x0).astype(np.float32), (hy + y0).astype(np.float32), target[: len(points)],
-            face_axes(points), sample_shades(src_y, points),
+            (hx + x0).astype(np.float32),
+            (hy + y0).astype(np.float32),
+            target[: len(points)],
+            face_axes(points),
+            sample_shades(src_y, points),
         )
         weight = coverage[hy, hx] * (1.0 - real_share)
         planes[0][hy, hx] += (luma - planes[0][hy, hx]) * weight

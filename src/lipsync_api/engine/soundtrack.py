@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -39,4 +40,4 @@ def _with_channels(samples: np.ndarray, channels: int) -> np.ndarray:
 def frame_chunks(track: np.ndarray, rate: int, fps: float, frame_count: int) -> list[tuple[int, int]]:
     """Sample ranges of the track that belong to each output frame (contiguous, covering all of it)."""
     edges = [round(i * rate / fps) for i in range(frame_count)] + [track.shape[1]]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(itertools.pairwise(edges))

@@ -13,7 +13,8 @@ WINDOW = 512  # 32 ms at 16 kHz
 SILENCE_FLOOR_DB = -55.0  # absolute: below this nothing is speech, however quiet the recording
 DYNAMIC_RANGE_DB = 30.0  # the mouth starts opening this far below the speech's loud level
 ATTACK_SECONDS = 0.02  # mouths open fast...
-RELEASE_SECONDS = 0.07  # ...and close a little slower
+RELEASE_SECONDS = 0.045  # ...and close a little slower
+ANTICIPATION_SECONDS = 0.03  # lips move slightly ahead of the sound they make (and smoothing lags)
 MAX_OPENING = 0.42  # inner-lip gap over mouth width at full opening and temperature 0.5
 
 
@@ -99,22 +100,25 @@ def attack_release(signal: np.ndarray, attack_s: float, release_s: float, step_s
 
 
 def _per_frame(signal: np.ndarray, fps: Fraction, frame_count: int) -> np.ndarray:
-    """Average the 100 Hz signal over each output frame's time span."""
-    edges = np.round(np.arange(frame_count + 1) / float(fps) / HOP_SECONDS).astype(int)
-    edges = np.clip(edges, 0, len(signal))
+    """Average the 100 Hz signal over each output frame's time span (shifted by the anticipation)."""
+    times = np.arange(frame_count + 1) / float(fps) + ANTICIPATION_SECONDS
+    edges = np.clip(np.round(times / HOP_SECONDS).astype(int), 0, len(signal))
+    low = edges[:-1]
+    high = np.clip(np.maximum(edges[1:], low + 1), 0, len(signal))
     sums = np.concatenate([[0.0], np.cumsum(signal)])
-    counts = np.maximum(edges[1:] - edges[:-1], 1)
-    values = (sums[np.maximum(edges[1:], edges[:-1] + 1).clip(max=len(signal))] - sums[edges[:-1]]) / counts
-    return values.astype(np.float32)
+    return ((sums[high] - sums[low]) / np.maximum(high - low, 1)).astype(np.float32)
 
 
-def mouth_targets(audio: np.ndarray, fps: Fraction, frame_count: int, temperature: float = 0.5) -> MouthTargets:
+def mouth_targets(
+    audio: np.ndarray, fps: Fraction, frame_count: int, temperature: float = 0.5
+) -> MouthTargets:
     """Mouth targets for each output frame of a soundtrack (mono, 16 kHz, starting at frame 0)."""
     features = speech_features(audio)
     gain = 0.5 + float(np.clip(temperature, 0.0, 1.0))
     voiced = features.level_db > SILENCE_FLOOR_DB
-    opening = attack_release(raw_opening(features, loud_level_db(features.level_db)),
-                             ATTACK_SECONDS, RELEASE_SECONDS, HOP_SECONDS)
+    opening = attack_release(
+        raw_opening(features, loud_level_db(features.level_db)), ATTACK_SECONDS, RELEASE_SECONDS, HOP_SECONDS
+    )
     spread = attack_release(raw_spread(features) * voiced, 0.04, 0.08, HOP_SECONDS)
     return MouthTargets(
         opening=np.clip(_per_frame(opening, fps, frame_count) * MAX_OPENING * gain, 0.0, 0.6),

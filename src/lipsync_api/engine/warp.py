@@ -32,31 +32,39 @@ def affine_per_triangle(source: np.ndarray, target: np.ndarray, triangles: np.nd
     w2 = np.stack([-(y1 - y0), (x1 - x0), (y1 - y0) * x0 - (x1 - x0) * y0], axis=1) / det[:, None]
     w0 = -w1 - w2
     w0[:, 2] += 1.0
-    coeffs = [w0[:, k, None] * s[:, 0] + w1[:, k, None] * s[:, 1] + w2[:, k, None] * s[:, 2] for k in range(3)]
+    coeffs = [
+        w0[:, k, None] * s[:, 0] + w1[:, k, None] * s[:, 1] + w2[:, k, None] * s[:, 2] for k in range(3)
+    ]
     ax, ay = coeffs[0].T
     bx, by = coeffs[1].T
     cx, cy = coeffs[2].T
     return np.stack([ax, bx, cx, ay, by, cy], axis=1).astype(np.float32)
 
 
-def rasterize(target: np.ndarray, triangles: np.ndarray, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+def rasterize(
+    target: np.ndarray, triangles: np.ndarray, origin: tuple[int, int], shape: tuple[int, int]
+) -> np.ndarray:
     """Label each ROI pixel with the index of the last triangle covering it, -1 where none does."""
     labels = np.zeros(shape, dtype=np.int32)
     scale = 1 << SUBPIXEL_BITS
     corners = np.round((target[triangles] - np.array(origin, np.float32)) * scale).astype(np.int32)
-    for index, polygon in enumerate(corners):
-        cv2.fillConvexPoly(labels, polygon, index + 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+    edges_a, edges_b = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    area2 = edges_a[:, 0].astype(np.int64) * edges_b[:, 1] - edges_a[:, 1].astype(np.int64) * edges_b[:, 0]
+    for index in np.flatnonzero(area2 != 0):  # a zero-area triangle would still be drawn as a line
+        cv2.fillConvexPoly(labels, corners[index], int(index) + 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
     return labels - 1
 
 
 def backward_map(
     source: np.ndarray, target: np.ndarray, triangles: np.ndarray, roi: tuple[int, int, int, int]
 ) -> WarpMap:
-    """Dense source positions for every pixel of ``roi`` covered by the target triangles (identity elsewhere)."""
+    """Source positions for every pixel of ``roi`` covered by the target triangles (identity elsewhere)."""
     x0, y0, x1, y1 = roi
     labels = rasterize(target, triangles, (x0, y0), (y1 - y0, x1 - x0))
     # Row -1 (uncovered pixels) is the identity.
-    coeffs = np.vstack([affine_per_triangle(source, target, triangles), [[1, 0, 0, 0, 1, 0]]]).astype(np.float32)
+    coeffs = np.vstack([affine_per_triangle(source, target, triangles), [[1, 0, 0, 0, 1, 0]]]).astype(
+        np.float32
+    )
     xs = np.arange(x0, x1, dtype=np.float32)[None, :]
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     c = [np.take(coeffs[:, k], labels) for k in range(6)]
@@ -69,6 +77,13 @@ def remap_plane(plane: np.ndarray, warp: WarpMap, factor: int = 1) -> np.ndarray
     """Sample a (possibly subsampled by ``factor``) plane through the map; returns the warped ROI."""
     if factor == 1:
         return cv2.remap(plane, warp.map_x, warp.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    map_x = (warp.map_x[::factor, ::factor] + 0.5) / factor - 0.5
-    map_y = (warp.map_y[::factor, ::factor] + 0.5) / factor - 0.5
+    # A chroma sample sits at the centre of its factor x factor luma block: average the map there.
+    map_x = (_block_mean(warp.map_x, factor) + 0.5) / factor - 0.5
+    map_y = (_block_mean(warp.map_y, factor) + 0.5) / factor - 0.5
     return cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _block_mean(values: np.ndarray, factor: int) -> np.ndarray:
+    rows, cols = values.shape[0] // factor * factor, values.shape[1] // factor * factor
+    blocks = values[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
+    return blocks.mean(axis=(1, 3), dtype=np.float32)

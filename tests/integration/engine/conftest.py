@@ -201,4 +201,3 @@ def http_base(served_dir: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
-

@@ -63,9 +63,15 @@ def probe_output(path: Path) -> OutputProbe:
         rate, context = video.average_rate, video.codec_context
         assert rate is not None and container.duration is not None
         return OutputProbe(
-            video_codec=context.name, pix_fmt=str(context.pix_fmt), audio_codec=audio.codec_context.name,
-            fps=Fraction(rate), width=context.width, height=context.height,
-            duration=container.duration / av.time_base, video_end=ends[0], audio_end=ends[1],
+            video_codec=context.name,
+            pix_fmt=str(context.pix_fmt),
+            audio_codec=audio.codec_context.name,
+            fps=Fraction(rate),
+            width=context.width,
+            height=context.height,
+            duration=container.duration / av.time_base,
+            video_end=ends[0],
+            audio_end=ends[1],
             frame_pts=tuple(int(frame.pts or 0) for frame in container.decode(video=0)),
         )
 
@@ -133,8 +139,12 @@ def raises_generation_error(code: ErrorCode, *, rejected: bool) -> Iterator[None
     [("face3_clip", 25), ("face1_vfr_clip", 30), ("small_face_clip", 25)],
 )
 def test_output_properties(
-    request: pytest.FixtureRequest, clip: str, expected_fps: int, speech_en: Path,
-    analysis_cache: AnalysisCache, tmp_path: Path,
+    request: pytest.FixtureRequest,
+    clip: str,
+    expected_fps: int,
+    speech_en: Path,
+    analysis_cache: AnalysisCache,
+    tmp_path: Path,
 ) -> None:
     video: Path = request.getfixturevalue(clip)
     source = probe(video).video
@@ -166,8 +176,12 @@ def _expected_length(mode: SyncMode, video: float, audio: float) -> float:
 )
 @pytest.mark.parametrize("mode", list(SyncMode), ids=[m.value for m in SyncMode])
 def test_sync_mode_output_length(
-    request: pytest.FixtureRequest, mode: SyncMode, audio_fixture: str, face3_clip: Path,
-    analysis_cache: AnalysisCache, tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mode: SyncMode,
+    audio_fixture: str,
+    face3_clip: Path,
+    analysis_cache: AnalysisCache,
+    tmp_path: Path,
 ) -> None:
     audio: Path = request.getfixturevalue(audio_fixture)
     video_seconds, audio_seconds = seconds(face3_clip), seconds(audio)
@@ -201,8 +215,12 @@ def test_segments_follow_the_video_once(
         SegmentSpec(0.0, 0.9, "a1", audio_start=0.5, audio_end=1.4),
         SegmentSpec(1.0, 2.0, "a2"),
     )
-    result = render(_segment_request(face3_clip, speech_en, speech_en_short, segments), tmp_path, CONFIG,
-                    cache=analysis_cache)
+    result = render(
+        _segment_request(face3_clip, speech_en, speech_en_short, segments),
+        tmp_path,
+        CONFIG,
+        cache=analysis_cache,
+    )
     assert_valid_output(result, tmp_path, "segments")
     assert abs(result.duration - seconds(face3_clip)) <= 1 / float(result.fps)
 
@@ -212,8 +230,12 @@ def test_overlapping_segments_are_rejected(
 ) -> None:
     segments = (SegmentSpec(0.0, 1.2, "a1"), SegmentSpec(1.0, 2.0, "a2"))
     with raises_generation_error(ErrorCode.INVALID_SEGMENTS, rejected=True):
-        render(_segment_request(face3_clip, speech_en, speech_en_short, segments), tmp_path, CONFIG,
-               cache=analysis_cache)
+        render(
+            _segment_request(face3_clip, speech_en, speech_en_short, segments),
+            tmp_path,
+            CONFIG,
+            cache=analysis_cache,
+        )
 
 
 # --- sync quality --------------------------------------------------------------------------------------
@@ -221,15 +243,20 @@ def test_overlapping_segments_are_rejected(
 
 @pytest.mark.parametrize("speech", ["speech_en", "espeak_speech"])
 def test_mouth_follows_the_speech_better_than_the_baseline(
-    request: pytest.FixtureRequest, speech: str, face3_clip: Path, analysis_cache: AnalysisCache,
+    request: pytest.FixtureRequest,
+    speech: str,
+    face3_clip: Path,
+    analysis_cache: AnalysisCache,
     tmp_path: Path,
 ) -> None:
     audio: Path = request.getfixturevalue(speech)
     result = render(local_request(face3_clip, audio, name="synced"), tmp_path, CONFIG, cache=analysis_cache)
     report = evaluate(result.output_path, audio, face3_clip)
     baseline = evaluate(mux_baseline(face3_clip, audio, tmp_path / "baseline.mp4"), audio)
-    numbers = (f"output best_lag={report.best_lag} r0={report.correlation_at_zero:.3f}; "
-               f"baseline r0={baseline.correlation_at_zero:.3f}")
+    numbers = (
+        f"output best_lag={report.best_lag} r0={report.correlation_at_zero:.3f}; "
+        f"baseline r0={baseline.correlation_at_zero:.3f}"
+    )
     assert report.face_frames == report.frames, numbers
     assert abs(report.best_lag) <= 1, numbers
     assert report.correlation_at_zero >= MIN_SYNC_CORRELATION, numbers
@@ -244,8 +271,13 @@ def test_second_render_of_a_video_reuses_its_analysis(
 ) -> None:
     cache = AnalysisCache(tmp_path / "cache", 1024**3)
     reports: list[tuple[str, int, int]] = []
-    first = render(local_request(small_face_clip, speech_en), tmp_path / "first", CONFIG, cache=cache,
-                   progress=lambda stage, done, total: reports.append((stage, done, total)))
+    first = render(
+        local_request(small_face_clip, speech_en),
+        tmp_path / "first",
+        CONFIG,
+        cache=cache,
+        progress=lambda stage, done, total: reports.append((stage, done, total)),
+    )
     second = render(local_request(small_face_clip, speech_en_short), tmp_path / "second", CONFIG, cache=cache)
     assert (first.analysis_cached, second.analysis_cached) == (False, True)
     assert second.faces_detected == first.faces_detected
@@ -328,13 +360,18 @@ HTTP_CONFIG = EngineConfig(
 
 
 def test_http_inputs_end_to_end(
-    face3_clip: Path, speech_en: Path, served_dir: Path, http_base: str, analysis_cache: AnalysisCache,
+    face3_clip: Path,
+    speech_en: Path,
+    served_dir: Path,
+    http_base: str,
+    analysis_cache: AnalysisCache,
     tmp_path: Path,
 ) -> None:
     for path in (face3_clip, speech_en):
         shutil.copyfile(path, served_dir / path.name)
     req = GenerationRequest(
-        video=f"{http_base}/{face3_clip.name}", audios=(AudioInput(f"{http_base}/{speech_en.name}"),),
+        video=f"{http_base}/{face3_clip.name}",
+        audios=(AudioInput(f"{http_base}/{speech_en.name}"),),
         output_file_name="from_http",
     )
     result = render(req, tmp_path, HTTP_CONFIG, cache=analysis_cache)

@@ -23,6 +23,7 @@ from lipsync_api.engine.analysis import (
     META_FILE,
     AnalysisCache,
     VideoAnalysis,
+    analysis_bytes,
     content_key,
     load_analysis,
 )
@@ -38,8 +39,14 @@ FRAME_BYTES = WIDTH * HEIGHT * 3 // 2
 
 def stream_info(width: int = WIDTH, height: int = HEIGHT, frame_count: int = FRAMES) -> VideoStreamInfo:
     return VideoStreamInfo(
-        codec="h264", width=width, height=height, fps=Fraction(25), frame_count=frame_count,
-        duration=frame_count / 25, rotation=0, variable_rate=False,
+        codec="h264",
+        width=width,
+        height=height,
+        fps=Fraction(25),
+        frame_count=frame_count,
+        duration=frame_count / 25,
+        rotation=0,
+        variable_rate=False,
     )
 
 
@@ -57,7 +64,11 @@ class FakeBuilder:
         self.log, self.fail, self.delay = log, fail, delay
 
     def __call__(
-        self, path: Path, info: VideoStreamInfo, speaker: SpeakerHint | None, directory: Path,
+        self,
+        path: Path,
+        info: VideoStreamInfo,
+        speaker: SpeakerHint | None,
+        directory: Path,
         progress: Callable[[int, int], None] | None = None,
     ) -> VideoAnalysis:
         with self.log.open("a") as log:  # one short append per build: atomic across processes
@@ -71,10 +82,15 @@ class FakeBuilder:
                     raise RuntimeError("decoder exploded")
         landmarks = np.full((info.frame_count, LANDMARK_COUNT, 2), 5.0, dtype=np.float32)
         np.save(directory / LANDMARKS_FILE, landmarks)
-        meta = {"width": info.width, "height": info.height, "fps": str(info.fps),
-                "frame_count": info.frame_count, "faces_detected": 1}
+        meta = {
+            "width": info.width,
+            "height": info.height,
+            "fps": str(info.fps),
+            "frame_count": info.frame_count,
+            "faces_detected": 1,
+        }
         (directory / META_FILE).write_text(json.dumps(meta))
-        return VideoAnalysis(directory, info.width, info.height, info.fps, info.frame_count, 1, landmarks)
+        return load_analysis(directory)
 
 
 def builds(log: Path) -> list[str]:
@@ -114,8 +130,8 @@ def cached_keys(cache: AnalysisCache) -> set[str]:
 def assert_usable(result: VideoAnalysis, info: VideoStreamInfo) -> None:
     assert (result.width, result.height, result.frame_count) == (info.width, info.height, info.frame_count)
     assert result.landmarks.shape == (info.frame_count, LANDMARK_COUNT, 2)
-    with result.frames() as read:
-        np.testing.assert_array_equal(read(info.frame_count - 1), frame_pattern(info.frame_count - 1, info))
+    read = result.frames.read
+    np.testing.assert_array_equal(read(info.frame_count - 1), frame_pattern(info.frame_count - 1, info))
 
 
 # --- hits and misses ---------------------------------------------------------------------------
@@ -227,23 +243,18 @@ def test_evict_trims_an_overfull_cache_to_its_bound(tmp_path: Path, fake: FakeBu
     assert sum(s for _, s, _ in small.entries()) <= small.max_bytes
 
 
-def test_fits_compares_the_decoded_frames_with_the_bound(tmp_path: Path) -> None:
+def test_fits_compares_the_stored_analysis_with_the_bound(tmp_path: Path) -> None:
     info = stream_info(width=64, height=48, frame_count=10)
-    exact = 64 * 48 * 3 // 2 * 10
+    exact = analysis_bytes(info)
     assert AnalysisCache(tmp_path / "a", max_bytes=exact).fits(info)
     assert AnalysisCache(tmp_path / "b", max_bytes=10 * exact).fits(info)
     assert not AnalysisCache(tmp_path / "c", max_bytes=exact - 1).fits(info)
     assert not AnalysisCache(tmp_path / "d", max_bytes=0).fits(info)
 
 
-@pytest.mark.xfail(
-    reason="analysis.py AnalysisCache.fits() counts only the frame file; the landmarks file "
-    "(frames x 468 x 2 float32) and meta.json are also stored, so a video that 'fits' overflows max_bytes",
-    strict=True,
-)
 def test_an_analysis_that_fits_stays_within_the_bound(tmp_path: Path, fake: FakeBuilder) -> None:
     info = stream_info(width=640, height=360, frame_count=20)
-    cache = AnalysisCache(tmp_path / "cache", max_bytes=640 * 360 * 3 // 2 * 20)
+    cache = AnalysisCache(tmp_path / "cache", max_bytes=analysis_bytes(info))
     assert cache.fits(info)
     cache.get_or_build(video(tmp_path, "a.mp4", b"a"), info, None)
     assert sum(size for _, size, _ in cache.entries()) <= cache.max_bytes
@@ -253,25 +264,19 @@ def test_open_reader_survives_eviction_of_its_entry(tmp_path: Path, fake: FakeBu
     info = stream_info()
     cache = AnalysisCache(tmp_path / "cache", max_bytes=int(1.5 * entry_size(info, tmp_path)))
     first, _ = cache.get_or_build(video(tmp_path, "a.mp4", b"a"), info, None)
-    with first.frames() as read:
-        cache.get_or_build(video(tmp_path, "b.mp4", b"b"), info, None)
-        assert not first.directory.exists()  # evicted while open
-        np.testing.assert_array_equal(read(2), frame_pattern(2, info))
+    read = first.frames.read
+    cache.get_or_build(video(tmp_path, "b.mp4", b"b"), info, None)
+    assert not first.directory.exists()  # evicted while open
+    np.testing.assert_array_equal(read(2), frame_pattern(2, info))
 
 
-@pytest.mark.xfail(
-    reason="analysis.py: a VideoAnalysis returned by get_or_build holds no file descriptor until frames() "
-    "is entered, so an eviction by another request in between (pipeline.render decodes audio there) "
-    "makes frames() raise FileNotFoundError",
-    strict=True,
-)
 def test_returned_analysis_stays_readable_after_eviction(tmp_path: Path, fake: FakeBuilder) -> None:
     info = stream_info()
     cache = AnalysisCache(tmp_path / "cache", max_bytes=int(1.5 * entry_size(info, tmp_path)))
     first, _ = cache.get_or_build(video(tmp_path, "a.mp4", b"a"), info, None)
     cache.get_or_build(video(tmp_path, "b.mp4", b"b"), info, None)  # another request evicts the first
-    with first.frames() as read:
-        np.testing.assert_array_equal(read(2), frame_pattern(2, info))
+    read = first.frames.read
+    np.testing.assert_array_equal(read(2), frame_pattern(2, info))
 
 
 # --- failures ----------------------------------------------------------------------------------
@@ -299,8 +304,9 @@ def test_failed_build_leaves_nothing_and_the_next_call_rebuilds(
 # --- concurrency -------------------------------------------------------------------------------
 
 
-def test_threads_requesting_one_video_share_a_single_build(tmp_path: Path, log: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threads_requesting_one_video_share_a_single_build(
+    tmp_path: Path, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(analysis, "analyse_video", FakeBuilder(log, delay=0.2))
     cache = AnalysisCache(tmp_path / "cache", max_bytes=10**9)
     path, info = video(tmp_path, "a.mp4", b"popular"), stream_info()
@@ -334,15 +340,16 @@ def _process_request(
     try:
         barrier.wait(timeout=30)
         result, cached = cache.get_or_build(path, info, None)
-        with result.frames() as read:
-            ok = bool(np.array_equal(read(1), frame_pattern(1, info)))
+        read = result.frames.read
+        ok = bool(np.array_equal(read(1), frame_pattern(1, info)))
         queue.put((cached, result.frame_count, ok))
     except BaseException as error:  # reported to the parent, which would otherwise wait for a result
         queue.put((None, 0, repr(error)))
 
 
-def test_processes_requesting_one_video_share_a_single_build(tmp_path: Path, log: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_processes_requesting_one_video_share_a_single_build(
+    tmp_path: Path, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # fork: the children inherit the monkeypatched builder.
     monkeypatch.setattr(analysis, "analyse_video", FakeBuilder(log, delay=0.2))
     context = multiprocessing.get_context("fork")
@@ -374,13 +381,12 @@ def test_frames_reads_back_each_frame_exactly(tmp_path: Path) -> None:
     directory = tmp_path / "entry"
     FakeBuilder(tmp_path / "log")(Path("v.mp4"), info, None, directory)
     loaded = load_analysis(directory)
-    assert loaded.frame_bytes == 10 * 6 * 3 // 2
     assert (loaded.width, loaded.height, loaded.fps, loaded.frame_count) == (10, 6, Fraction(25), 5)
-    with loaded.frames() as read:
-        for index in (3, 0, 4, 1, 2):  # random access, in no particular order
-            frame = read(index)
-            assert frame.shape == (9, 10) and frame.dtype == np.uint8
-            np.testing.assert_array_equal(frame, frame_pattern(index, info))
-        frame = read(0)
-        frame[:] = 0  # a copy: writing to it does not disturb later reads
-        np.testing.assert_array_equal(read(0), frame_pattern(0, info))
+    read = loaded.frames.read
+    for index in (3, 0, 4, 1, 2):  # random access, in no particular order
+        frame = read(index)
+        assert frame.shape == (9, 10) and frame.dtype == np.uint8
+        np.testing.assert_array_equal(frame, frame_pattern(index, info))
+    frame = read(0)
+    frame[:] = 0  # a copy: writing to it does not disturb later reads
+    np.testing.assert_array_equal(read(0), frame_pattern(0, info))

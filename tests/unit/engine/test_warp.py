@@ -129,11 +129,6 @@ def test_degenerate_target_triangles_do_not_crash() -> None:
     assert warp.triangle.max() < len(triangles)
 
 
-@pytest.mark.xfail(
-    reason="warp.py rasterize() fills degenerate triangles as lines (cv2.fillConvexPoly), and their "
-    "coefficients collapse to the constant first source vertex, so those pixels all sample one point",
-    strict=True,
-)
 def test_degenerate_target_triangle_covers_no_pixels() -> None:
     # Triangle (0, 4, 8) is the grid's diagonal: zero area. Listed last, it must not override the real ones.
     triangles = np.vstack([GRID_TRIANGLES, [[0, 4, 8]]]).astype(np.int32)
@@ -180,11 +175,6 @@ def test_remap_plane_half_resolution_approximates_chroma_positions(shift: tuple[
     assert np.max(np.abs(out[inside] - expected[inside])) <= 2.0
 
 
-@pytest.mark.xfail(
-    reason="warp.py remap_plane(factor=2) samples the luma map at (2i, 2j) but converts it as if taken at "
-    "the chroma sample centre (2j + 0.5): an identity map shifts chroma by -1/4 chroma pixel on both axes",
-    strict=True,
-)
 @pytest.mark.parametrize("shift", [(0.0, 0.0), (4.0, 2.0)])
 def test_remap_plane_half_resolution_is_exact_for_even_shifts(shift: tuple[float, float]) -> None:
     # A float plane: no rounding, so the only error left is OpenCV's 1/32-pixel coordinate grid.
