@@ -8,104 +8,114 @@ import numpy as np
 from lipsync_api.engine import landmarks as lm
 from lipsync_api.engine.mouth_shape import FaceAxes
 
-BAND_DEPTH = 0.55  # how far into each lip (share of its thickness) the painted band reaches
-SAMPLE_DEPTHS = (
-    0.7,
-    0.8,
-    0.9,
-)  # lip colour is taken from the lips' outer body: tracking of the inner edge is loose
+# How far into each lip (share of its thickness) the painted band reaches. The upper lip's inner edge
+# is tracked loosely when teeth show, so the band covers nearly all of that thin lip.
+BAND_DEPTH = (0.9, 0.8)  # upper, lower
+# Lip colour comes from the lower lip's body (large and reliably tracked); the upper lip is drawn as
+# the same colour in shadow.
+SAMPLE_DEPTHS = (0.65, 0.75, 0.85)
+UPPER_LIP_SHADE = 0.82
 SEAM_DARKEN = 0.35  # the line where closed lips meet is this much darker at its centre
 SEAM_WIDTH = 0.18  # of the band's half height
+EDGE_FADE = 0.2  # share of the band, at each edge, over which it melts into the real lips
+CORNER_REACH = 0.06  # the band runs this share of the mouth width past each corner, over any dark wedge
 
 
-def _into_lips(target: np.ndarray, depth: float) -> tuple[np.ndarray, np.ndarray]:
-    """Points ``depth`` of the way from each inner lip contour to its outer one (upper, lower)."""
-    upper = target[list(lm.UPPER_INNER)] + depth * (
-        target[list(lm.UPPER_OUTER)] - target[list(lm.UPPER_INNER)]
-    )
-    lower = target[list(lm.LOWER_INNER)] + depth * (
-        target[list(lm.LOWER_OUTER)] - target[list(lm.LOWER_INNER)]
-    )
-    return upper, lower
+def _into_lips(target: np.ndarray, upper_depth: float, lower_depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points the given share of the way from each inner lip contour to its outer one (upper, lower)."""
+    up_in, up_out = target[list(lm.UPPER_INNER)], target[list(lm.UPPER_OUTER)]
+    low_in, low_out = target[list(lm.LOWER_INNER)], target[list(lm.LOWER_OUTER)]
+    return up_in + upper_depth * (up_out - up_in), low_in + lower_depth * (low_out - low_in)
+
+
+def band_edges(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower edges of the band, left to right, each ending at a tip just past the corners."""
+    upper, lower = _into_lips(target, *BAND_DEPTH)
+    left, right = target[lm.MOUTH_CORNERS[0]], target[lm.MOUTH_CORNERS[1]]
+    outward = (right - left) * CORNER_REACH
+    tips = (left - outward, right + outward)
+    return np.vstack([tips[0], upper, tips[1]]), np.vstack([tips[0], lower, tips[1]])
 
 
 def band_polygon(target: np.ndarray) -> np.ndarray:
     """The band straddling the meeting line of the lips: into the upper lip, back through the lower."""
-    upper, lower = _into_lips(target, BAND_DEPTH)
+    upper, lower = band_edges(target)
     return np.vstack([upper, lower[::-1]])
 
 
-def _lip_colours(
-    plane: np.ndarray, target: np.ndarray, origin: tuple[int, int], factor: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per contour point, the median value of each lip's body in a (possibly subsampled) ROI plane."""
-    local_origin = (origin[0] // factor, origin[1] // factor)
-    samples = [
-        [_edge_values(plane, ring / factor, local_origin) for ring in _into_lips(target, depth)]
-        for depth in SAMPLE_DEPTHS
-    ]
-    upper = np.median(np.stack([s[0] for s in samples]), axis=0)
-    lower = np.median(np.stack([s[1] for s in samples]), axis=0)
-    return upper, lower
-
-
-def _edge_values(plane: np.ndarray, points: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
-    """Bilinear samples of an ROI plane at frame positions."""
+def _sample(plane: np.ndarray, points: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+    """Bilinear samples of an ROI plane at ROI-relative positions of ``points`` (frame coordinates)."""
     local = (points - np.array(origin, np.float32)).astype(np.float32)
-    sampled = cv2.remap(
-        plane,
-        local[:, :1].reshape(-1, 1),
-        local[:, 1:].reshape(-1, 1),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    return sampled.reshape(-1)
+    xs, ys = local[:, :1].copy(), local[:, 1:].copy()
+    return cv2.remap(plane, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1)
+
+
+def _lip_colour(plane: np.ndarray, target: np.ndarray, origin: tuple[int, int], factor: int) -> np.ndarray:
+    """Per lower-contour point, the median value of the lower lip's body in a (subsampled) ROI plane."""
+    local_origin = (origin[0] // factor, origin[1] // factor)
+    rings = [_into_lips(target, 0.0, depth)[1] / factor for depth in SAMPLE_DEPTHS]
+    return np.asarray(np.median([_sample(plane, ring, local_origin) for ring in rings], axis=0))
+
+
+class _Band:
+    """Pixels of the band in an ROI, with each one's lateral position and place across the band."""
+
+    def __init__(self, target: np.ndarray, axes: FaceAxes, origin: tuple[int, int], shape: tuple[int, int]):
+        self.axes = axes
+        polygon = band_polygon(target)
+        self.upper, self.lower = band_edges(target)
+        mask = np.zeros(shape, np.uint8)
+        corners = np.round((polygon - np.array(origin, np.float32)) * 16).astype(np.int32)
+        cv2.fillPoly(mask, [corners], 255, lineType=cv2.LINE_AA, shift=4)
+        self.ys, self.xs = np.nonzero(mask)
+        self.cover = mask[self.ys, self.xs] / 255.0
+        rel = np.stack([self.xs + origin[0], self.ys + origin[1]], axis=1).astype(np.float32) - axes.centre
+        self.lateral, self.depth = rel @ axes.right, rel @ axes.down
+        self.top = self.along(self.upper, self.depth_of(self.upper))
+        self.bottom = self.along(self.lower, self.depth_of(self.lower))
+        meeting = (target[list(lm.UPPER_INNER)] + target[list(lm.LOWER_INNER)]) / 2
+        self.meet = self.along(meeting, self.depth_of(meeting))
+
+    def depth_of(self, points: np.ndarray) -> np.ndarray:
+        return np.asarray((points - self.axes.centre) @ self.axes.down)
+
+    def along(self, contour: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Interpolate per-contour-point values at each band pixel's lateral position."""
+        xs = (contour - self.axes.centre) @ self.axes.right
+        order = np.argsort(xs)
+        return np.interp(self.lateral, xs[order], values[order])
 
 
 def paint_closed_lips(
     planes: list[np.ndarray], target: np.ndarray, axes: FaceAxes, origin: tuple[int, int], weight: float
 ) -> np.ndarray:
     """Blend a smooth closed-lip band into the warped (Y, U, V) ROI planes; returns the band's coverage."""
-    polygon = band_polygon(target)
-    half = len(polygon) // 2
-    upper, lower = polygon[:half], polygon[half:][::-1]
-    mask = np.zeros(planes[0].shape, np.uint8)
-    scale = 16
-    corners = np.round((polygon - np.array(origin, np.float32)) * scale).astype(np.int32)
-    cv2.fillPoly(mask, [corners], 255, lineType=cv2.LINE_AA, shift=4)
-    ys, xs = np.nonzero(mask)
-    if xs.size == 0:
-        return mask.astype(np.float32)
-    pos = np.stack([xs + origin[0], ys + origin[1]], axis=1).astype(np.float32) - axes.centre
-    lateral, depth = pos @ axes.right, pos @ axes.down
-
-    def along(contour: np.ndarray, values: np.ndarray) -> np.ndarray:
-        rel = contour - axes.centre
-        order = np.argsort(rel @ axes.right)
-        return np.interp(lateral, (rel @ axes.right)[order], values[order])
-
-    top = along(upper, (upper - axes.centre) @ axes.down)
-    bottom = along(lower, (lower - axes.centre) @ axes.down)
-    v = np.clip((depth - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)  # 0 upper edge, 1 lower edge
-    seam = 1.0 - SEAM_DARKEN * np.exp(-(((v - 0.5) / SEAM_WIDTH) ** 2))
-    edge_fade = np.clip(np.minimum(v, 1 - v) / 0.2, 0.0, 1.0)  # melt into the real lips at the band's edges
-    alpha = weight * edge_fade * (mask[ys, xs] / 255.0)
+    band = _Band(target, axes, origin, planes[0].shape)
     coverage = np.zeros(planes[0].shape, np.float32)
-    coverage[ys, xs] = alpha
+    if band.xs.size == 0:
+        return coverage
+    across = np.clip((band.depth - band.top) / np.maximum(band.bottom - band.top, 1e-3), 0.0, 1.0)
+    from_seam = (band.depth - band.meet) / np.maximum((band.bottom - band.top) / 2, 1e-3)
+    seam = 1.0 - SEAM_DARKEN * np.exp(-((from_seam / SEAM_WIDTH) ** 2))
+    alpha = weight * band.cover * np.clip(np.minimum(across, 1 - across) / EDGE_FADE, 0.0, 1.0)
+    coverage[band.ys, band.xs] = alpha
+    shade = np.where(from_seam < 0, UPPER_LIP_SHADE, 1.0) * seam
     for index, plane in enumerate(planes):
         factor = 1 if index == 0 else 2
-        upper_values, lower_values = _lip_colours(plane, target, origin, factor)
-        top_c, bottom_c = along(upper, upper_values), along(lower, lower_values)
-        colour = top_c + (bottom_c - top_c) * v
+        colour = band.along(band.lower[1:-1], _lip_colour(plane, target, origin, factor))
         if index == 0:
-            colour = colour * seam
-        if factor == 1:
-            plane[ys, xs] += (colour - plane[ys, xs]) * alpha
-        else:
-            keep = (ys % 2 == 0) & (xs % 2 == 0)
-            cy, cx = ys[keep] // 2, xs[keep] // 2
-            inside = (cy < plane.shape[0]) & (cx < plane.shape[1])
-            cy, cx = cy[inside], cx[inside]
-            sel = np.flatnonzero(keep)[inside]
-            plane[cy, cx] += (colour[sel] - plane[cy, cx]) * alpha[sel]
+            colour = colour * shade
+        _blend_into(plane, band.ys, band.xs, colour, alpha, factor)
     return coverage
+
+
+def _blend_into(
+    plane: np.ndarray, ys: np.ndarray, xs: np.ndarray, colour: np.ndarray, alpha: np.ndarray, factor: int
+) -> None:
+    """Blend per-pixel colours into a plane; a subsampled plane takes its values at even positions."""
+    keep = (ys % factor == 0) & (xs % factor == 0)
+    py, px = ys[keep] // factor, xs[keep] // factor
+    inside = (py < plane.shape[0]) & (px < plane.shape[1])
+    chosen = np.flatnonzero(keep)[inside]
+    py, px = py[inside], px[inside]
+    plane[py, px] += (colour[chosen] - plane[py, px]) * alpha[chosen]

@@ -81,10 +81,10 @@ def _fetch_and_probe(
     request: GenerationRequest, work_dir: Path, config: EngineConfig, stages: _Stages
 ) -> _Inputs:
     with stages("fetch"):
+
         def fetch(source):
-            return fetch_input(
-                    source, work_dir, config.fetch, allow_local=request.allow_local_files
-                )
+            return fetch_input(source, work_dir, config.fetch, allow_local=request.allow_local_files)
+
         video_path = fetch(request.video)
         audio_paths = {_audio_key(request, i): fetch(a.source) for i, a in enumerate(request.audios)}
     with stages("probe"):
