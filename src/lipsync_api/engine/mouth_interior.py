@@ -10,6 +10,8 @@ from lipsync_api.engine import landmarks as lm
 from lipsync_api.engine.mouth_shape import FaceAxes
 
 CAVITY_UV = (123.0, 139.0)  # dark red-brown, barely saturated
+TONGUE_UV = (118.0, 150.0)  # the tongue: redder than the cavity
+TONGUE_TOP = 0.6  # the tongue shows in the lower part of a wide opening, from this share of its height
 TEETH_UV = (123.0, 133.0)  # warm off-white
 UPPER_TEETH = 0.10  # visible upper teeth height, as a share of the mouth width
 LOWER_TEETH = 0.05
@@ -51,9 +53,14 @@ def _smooth_band(distance: np.ndarray, width: np.ndarray | float, softness: floa
 
 
 def draw_interior(
-    xs: np.ndarray, ys: np.ndarray, target: np.ndarray, axes: FaceAxes, shades: Shades
+    xs: np.ndarray,
+    ys: np.ndarray,
+    target: np.ndarray,
+    axes: FaceAxes,
+    shades: Shades,
+    teeth_share: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Y, U, V values for mouth-interior pixels at frame positions (xs, ys)."""
+    """Y, U, V values for mouth-interior pixels at frame positions (xs, ys); ``teeth_share`` 0 draws none."""
     rel = np.stack([xs, ys], axis=1) - axes.centre
     lateral, depth = rel @ axes.right, rel @ axes.down
     top = _contour_depth(target, lm.UPPER_INNER, axes, lateral)
@@ -66,11 +73,40 @@ def draw_interior(
     lower *= 0.7 * np.clip((gap - 0.2 * axes.mouth_width) / (0.1 * axes.mouth_width), 0.0, 1.0)
     across = np.clip(lateral / (axes.mouth_width / 2), -1.0, 1.0)
     towards_corner = np.clip((0.85 - np.abs(across)) / 0.35, 0.0, 1.0)  # teeth recede behind the cheeks
-    teeth = np.maximum(upper, lower) * towards_corner
+    teeth = np.maximum(upper, lower) * towards_corner * teeth_share
     lip_shadow = 0.82 + 0.18 * np.clip(from_top / (0.05 * axes.mouth_width + 1e-3), 0.0, 1.0)
     teeth_luma = np.clip(shades.skin * 1.12, 150.0, 225.0) * (1.0 - 0.25 * across**2) * lip_shadow
-    cavity_luma = np.clip(shades.lips * 0.2, 12.0, 45.0) * (0.8 + 0.2 * (1 - across**2))
-    luma = cavity_luma + (teeth_luma - cavity_luma) * teeth
-    u = CAVITY_UV[0] + (TEETH_UV[0] - CAVITY_UV[0]) * teeth
-    v = CAVITY_UV[1] + (TEETH_UV[1] - CAVITY_UV[1]) * teeth
+    cavity_luma = np.clip(shades.lips * 0.28, 18.0, 55.0) * (0.75 + 0.25 * (1 - across**2))
+    tongue = np.clip((from_top / gap - TONGUE_TOP) / 0.25, 0.0, 1.0) * np.clip(1 - across**2, 0.0, 1.0)
+    tongue *= np.clip((gap - 0.15 * axes.mouth_width) / (0.1 * axes.mouth_width), 0.0, 1.0)
+    base_luma = cavity_luma + (shades.lips * 0.55 - cavity_luma) * tongue
+    base_u = CAVITY_UV[0] + (TONGUE_UV[0] - CAVITY_UV[0]) * tongue
+    base_v = CAVITY_UV[1] + (TONGUE_UV[1] - CAVITY_UV[1]) * tongue
+    luma = base_luma + (teeth_luma - base_luma) * teeth
+    u = base_u + (TEETH_UV[0] - base_u) * teeth
+    v = base_v + (TEETH_UV[1] - base_v) * teeth
     return luma, u, v
+
+
+def rigid_interior(
+    xs: np.ndarray, ys: np.ndarray, source: np.ndarray, target: np.ndarray, axes: FaceAxes
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each opened-mouth pixel finds the source's own mouth interior, and how much of it is real.
+
+    Teeth are rigid: what shows under the upper lip moves with the upper lip, what shows above the lower
+    lip moves with the lower lip. Pixels farther from both lips than the source's own opening allowed
+    are newly revealed (real share 0) and get the synthetic cavity instead.
+    """
+    rel = np.stack([xs, ys], axis=1) - axes.centre
+    lateral, depth = rel @ axes.right, rel @ axes.down
+    from_top = depth - _contour_depth(target, lm.UPPER_INNER, axes, lateral)
+    from_bottom = _contour_depth(target, lm.LOWER_INNER, axes, lateral) - depth
+    source_top = _contour_depth(source, lm.UPPER_INNER, axes, lateral)
+    source_bottom = _contour_depth(source, lm.LOWER_INNER, axes, lateral)
+    upper = from_top <= from_bottom
+    source_depth = np.where(upper, source_top + from_top, source_bottom - from_bottom)
+    reach = np.where(upper, from_top, from_bottom)
+    half_opening = np.maximum(source_bottom - source_top, 0.0) / 2
+    real = np.clip(half_opening - reach + 0.5, 0.0, 1.0)
+    position = axes.centre + lateral[:, None] * axes.right + source_depth[:, None] * axes.down
+    return position[:, 0].astype(np.float32), position[:, 1].astype(np.float32), real.astype(np.float32)

@@ -7,13 +7,14 @@ import numpy as np
 
 from lipsync_api.engine import landmarks as lm
 from lipsync_api.engine.closed_lips import paint_closed_lips
-from lipsync_api.engine.mouth_interior import draw_interior, sample_shades
+from lipsync_api.engine.mouth_interior import draw_interior, rigid_interior, sample_shades
 from lipsync_api.engine.mouth_shape import face_axes, mouth_pose
 from lipsync_api.engine.warp import WarpMap, backward_map, remap_plane
 
 MOVE_EPSILON = 0.05  # pixels: landmarks moved less than this are left alone
 FULL_BLEND_SHIFT = 0.6  # pixels of displacement at which the warped image fully replaces the source
 CLOSED_BELOW, OPEN_ABOVE = 0.02, 0.1  # openings between these fade the painted closed lips out
+REAL_TEETH_GAP = 0.1  # a source gap of this share of the mouth width shows its own teeth
 
 
 def _ring_strip(first_ring: int) -> np.ndarray:
@@ -57,9 +58,25 @@ class MouthRenderer:
             return frame
         warp = backward_map(source, target, triangles, roi)
         hole = warp.triangle >= len(triangles) - len(self.fan)
-        real_share = float(np.clip((pose.source_gap / max(pose.target_gap, 1e-3) - 0.5) / 0.5, 0.0, 1.0))
+        synthetic = self._map_interior(warp, hole, points, target[: len(points)])
         closed = 1.0 - float(np.clip((opening - CLOSED_BELOW) / (OPEN_ABOVE - CLOSED_BELOW), 0.0, 1.0))
-        return self._compose(frame, warp, hole, real_share, points, target, closed)
+        # Where the source mouth was open enough to show its own teeth, none are drawn.
+        teeth = 1.0 - float(np.clip(pose.source_gap / (REAL_TEETH_GAP * face_axes(points).mouth_width), 0, 1))
+        return self._compose(frame, warp, hole, synthetic, points, target, closed, teeth)
+
+    @staticmethod
+    def _map_interior(warp: WarpMap, hole: np.ndarray, points: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Point the opened mouth's pixels at the source's real interior; returns where it must be drawn."""
+        x0, y0 = warp.origin
+        hy, hx = np.nonzero(hole)
+        synthetic = np.zeros(hole.shape, np.float32)
+        if hy.size:
+            sx, sy, real = rigid_interior(
+                (hx + x0).astype(np.float32), (hy + y0).astype(np.float32), points, target, face_axes(points)
+            )
+            warp.map_x[hy, hx], warp.map_y[hy, hx] = sx, sy
+            synthetic[hy, hx] = 1.0 - real
+        return synthetic
 
     def _roi(
         self, source: np.ndarray, target: np.ndarray, triangles: np.ndarray
@@ -77,10 +94,11 @@ class MouthRenderer:
         frame: np.ndarray,
         warp: WarpMap,
         hole: np.ndarray,
-        real_share: float,
+        synthetic: np.ndarray,
         points: np.ndarray,
         target: np.ndarray,
         closed: float,
+        teeth: float,
     ) -> np.ndarray:
         w, h = self.width, self.height
         out = frame.copy()
@@ -88,8 +106,8 @@ class MouthRenderer:
         src_y, src_chroma = frame[:h], frame[h:].reshape(2, h // 2, w // 2)
         planes = [remap_plane(src_y, warp).astype(np.float32)]
         planes += [remap_plane(src_chroma[c], warp, 2).astype(np.float32) for c in (0, 1)]
-        if hole.any() and real_share < 1.0:
-            hole = self._fill_hole(planes, warp, hole, real_share, src_y, points, target) > 0
+        if synthetic.any():
+            hole = hole | (self._fill_hole(planes, warp, synthetic, src_y, points, target, teeth) > 0)
         x0, y0 = warp.origin
         lips = None
         if closed > 0:
@@ -112,15 +130,15 @@ class MouthRenderer:
         self,
         planes: list[np.ndarray],
         warp: WarpMap,
-        hole: np.ndarray,
-        real_share: float,
+        synthetic: np.ndarray,
         src_y: np.ndarray,
         points: np.ndarray,
         target: np.ndarray,
+        teeth: float,
     ) -> np.ndarray:
-        """Paint the synthetic interior over the opened mouth; returns its soft-edged coverage."""
+        """Paint the synthetic interior where the mouth opened past the source's; returns its coverage."""
         x0, y0 = warp.origin
-        coverage = cv2.blur(hole.astype(np.float32), (3, 3))  # a one-pixel feather where lips meet the cavity
+        coverage = cv2.blur(synthetic, (3, 3))  # a one-pixel feather where lips meet the cavity
         hy, hx = np.nonzero(coverage > 0)
         luma, u, v = draw_interior(
             (hx + x0).astype(np.float32),
@@ -128,10 +146,11 @@ class MouthRenderer:
             target[: len(points)],
             face_axes(points),
             sample_shades(src_y, points),
+            teeth,
         )
-        weight = coverage[hy, hx] * (1.0 - real_share)
+        weight = coverage[hy, hx]
         planes[0][hy, hx] += (luma - planes[0][hy, hx]) * weight
-        lookup = np.full(hole.shape, -1, dtype=np.int64)
+        lookup = np.full(synthetic.shape, -1, dtype=np.int64)
         lookup[hy, hx] = np.arange(len(hy))
         picked = lookup[::2, ::2]
         cy, cx = np.nonzero(picked >= 0)
