@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -32,7 +33,7 @@ def prepare(source: Path, out: Path, width: int, height: int, repeat: int) -> Pa
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         frames = [f.reformat(width=width, height=height, format="yuv420p") for f in src.decode(video=0)]
         for index, frame in enumerate(frames * repeat):
-            frame.pts = index
+            frame.pts, frame.time_base = index, Fraction(1, 25)
             dst.mux(vs.encode(frame))
         dst.mux(vs.encode(None))
     return out
@@ -44,16 +45,21 @@ def floor_job(video: Path, audio: Path, out: Path) -> float:
     with av.open(str(video)) as src, av.open(str(out), "w", options={"movflags": "+faststart"}) as dst:
         stream = src.streams.video[0]
         stream.thread_type = "AUTO"
-        vs = dst.add_stream("libx264", rate=stream.guessed_rate, options={"crf": "18", "preset": "veryfast"})
+        fps = Fraction(stream.guessed_rate or 25)
+        vs = dst.add_stream("libx264", rate=fps, options={"crf": "18", "preset": "veryfast"})
         vs.width, vs.height, vs.pix_fmt = stream.width, stream.height, "yuv420p"
-        aus = dst.add_stream("aac", rate=16000, layout="stereo")
+        vs.codec_context.thread_type, vs.codec_context.thread_count = "FRAME", 0  # as the engine's writer
+        with av.open(str(audio)) as probe_audio:  # the same output format the engine picks
+            rate = min(probe_audio.streams.audio[0].rate, 48000)
+            layout = "stereo" if probe_audio.streams.audio[0].channels >= 2 else "mono"
+        aus = dst.add_stream("aac", rate=rate, layout=layout)
         for index, frame in enumerate(src.decode(stream)):
             frame = frame.reformat(format="yuv420p")
-            frame.pts, frame.time_base = index, None
+            frame.pts, frame.time_base = index, 1 / fps
             dst.mux(vs.encode(frame))
         dst.mux(vs.encode(None))
         with av.open(str(audio)) as speech:
-            resampler = av.AudioResampler(format="fltp", layout="stereo", rate=16000)
+            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
             for frame in speech.decode(audio=0):
                 for chunk in resampler.resample(frame):
                     chunk.pts = None

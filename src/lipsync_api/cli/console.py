@@ -7,10 +7,12 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lipsync_api.errors import LipsyncError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # progress and messages; long paths stay unbroken
+results = Console(soft_wrap=True)  # what a command reports, on standard output
 
 
 @contextmanager
@@ -20,8 +22,8 @@ def clear_errors() -> Iterator[None]:
         yield
     except LipsyncError as error:
         code = f" [{error.error_code}]" if error.error_code else ""
-        console.print(f"[bold red]error{code}:[/] {error.message}", highlight=False)
+        console.print(f"[bold red]error{escape(code)}:[/] {escape(error.message)}", highlight=False)
         raise typer.Exit(1) from None
     except ValueError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None

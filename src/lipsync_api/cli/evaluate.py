@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lipsync_api.cli.console import clear_errors, console
+from lipsync_api.cli.console import clear_errors, results
 from lipsync_api.engine.evaluate import CLOSED_RATIO, evaluate
 from lipsync_api.engine.request import SyncMode
 
@@ -40,4 +40,4 @@ def eval_command(
     )
     ssim = "n/a (give --video)" if report.ssim_outside_mouth is None else f"{report.ssim_outside_mouth:.4f}"
     table.add_row("SSIM outside mouth and jaw", ssim)
-    console.print(table)
+    results.print(table)

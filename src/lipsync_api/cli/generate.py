@@ -37,8 +37,8 @@ def generate_command(
     speaker_frame: Annotated[int | None, typer.Option(help="Frame that --speaker-point refers to.")] = None,
 ) -> None:
     """Make OUTPUT: VIDEO with its mouth following AUDIO."""
-    settings = load_settings()
     with clear_errors():
+        settings = load_settings()
         request = build_request(video, audio, sync_mode, temperature, segments, speaker_point, speaker_frame)
         config = settings.engine_config()
         cache = AnalysisCache(settings.cache_dir, settings.analysis_cache_max_bytes)

@@ -20,6 +20,7 @@ from lipsync_api.engine.faces import FaceTracker, smooth_landmarks
 from lipsync_api.engine.landmarks import LANDMARK_COUNT
 from lipsync_api.engine.media import VideoStreamInfo, iter_video_frames
 from lipsync_api.engine.request import SpeakerHint
+from lipsync_api.engine.threads import Consumer, prefetched
 
 ANALYSIS_VERSION = "1"  # bump when the stored format or the tracking changes
 FRAMES_FILE, LANDMARKS_FILE, META_FILE = "frames.i420", "landmarks.npy", "meta.json"
@@ -98,13 +99,21 @@ def store_frames(
     directory: Path,
     on_frame: Callable[[int, np.ndarray], None] | None = None,
 ) -> None:
-    """Decode every constant-rate frame of ``path`` into ``directory``'s frame file, streaming."""
+    """Decode every constant-rate frame of ``path`` into ``directory``'s frame file, streaming.
+
+    Decoding runs ahead on one thread and writing trails on another, so ``on_frame`` (face tracking)
+    overlaps with both.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / FRAMES_FILE, "wb") as out:
-        for index, frame in enumerate(iter_video_frames(path, info)):
-            out.write(frame.tobytes())
-            if on_frame is not None:
-                on_frame(index, frame)
+        writer: Consumer[np.ndarray] = Consumer(lambda frame: out.write(memoryview(frame)), depth=4)
+        try:
+            for index, frame in enumerate(prefetched(iter_video_frames(path, info))):
+                writer.put(frame)
+                if on_frame is not None:
+                    on_frame(index, frame)
+        finally:
+            writer.finish()
 
 
 def analyse_video(

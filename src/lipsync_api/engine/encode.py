@@ -58,6 +58,9 @@ class Mp4Writer:
         )
         stream.width, stream.height, stream.pix_fmt = self._width, self._height, "yuv420p"
         stream.codec_context.time_base = self._time_base
+        # x264's frame threads keep every core busy; PyAV's default (slice threads) leaves one mostly idle.
+        stream.codec_context.thread_type = "FRAME"
+        stream.codec_context.thread_count = 0
         return stream
 
     def _add_audio(self) -> AudioStream:

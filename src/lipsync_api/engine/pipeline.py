@@ -22,9 +22,9 @@ from lipsync_api.engine.media import (
     output_audio_format,
     probe,
 )
-from lipsync_api.engine.render import MouthRenderer
+from lipsync_api.engine.output import write_output
 from lipsync_api.engine.request import EngineConfig, GenerationRequest
-from lipsync_api.engine.soundtrack import assemble, frame_chunks
+from lipsync_api.engine.soundtrack import assemble
 from lipsync_api.engine.speech import ANALYSIS_RATE, MouthTargets, mouth_targets
 from lipsync_api.engine.timeline import ORIGINAL, FramePlan, VideoTiming, plan_timeline
 from lipsync_api.errors import ErrorCode, GenerationError
@@ -162,7 +162,7 @@ def render(
             track, mono, rate, channels = _soundtracks(request, inputs, plan)
             targets = mouth_targets(mono, plan.fps, plan.frame_count, request.temperature)
         with stages("render"):
-            face_frames = _render_frames(
+            face_frames = write_output(
                 output_path, plan, analysis, track, rate, channels, targets, config, progress
             )
     return RenderResult(
@@ -177,45 +177,3 @@ def render(
         analysis_cached=cached,
         stage_seconds=stages.seconds,
     )
-
-
-def _render_frames(
-    output_path: Path,
-    plan: FramePlan,
-    analysis: VideoAnalysis,
-    track: np.ndarray,
-    rate: int,
-    channels: int,
-    targets: MouthTargets,
-    config: EngineConfig,
-    progress: Progress | None,
-) -> int:
-    """Encode every planned frame, the mouth re-rendered where driven and a face shows; returns how many."""
-    renderer = MouthRenderer(analysis.width, analysis.height)
-    chunks = frame_chunks(track, rate, float(plan.fps), plan.frame_count)
-    animated = 0
-    writer = Mp4Writer(
-        output_path,
-        analysis.width,
-        analysis.height,
-        plan.fps,
-        crf=config.encode_crf,
-        preset=config.encode_preset,
-        audio_rate=rate,
-        audio_channels=channels,
-    )
-    with writer:
-        for index, step in enumerate(plan.frames):
-            frame = analysis.frames.read(step.source_frame)
-            points = analysis.landmarks[step.source_frame]
-            if step.driven and np.isfinite(points[0, 0]):
-                frame = renderer.render(
-                    frame, points, float(targets.opening[index]), float(targets.spread[index])
-                )
-                animated += 1
-            writer.add_video(frame)
-            start, stop = chunks[index]
-            writer.add_audio(track[:, start:stop])
-            if progress is not None:
-                progress("render", index + 1, plan.frame_count)
-    return animated
