@@ -36,9 +36,9 @@ class Settings(BaseSettings):
     encode_preset: X264Preset = Field("veryfast", description="x264 preset of the output video.")
     encode_crf: int = Field(18, ge=0, le=51, description="x264 constant rate factor of the output video.")
     analysis_cache_max_bytes: int = Field(
-        20 * 1024**3,
+        2 * 1024**3,
         ge=0,
-        description="Size bound of the per-video analysis cache (decoded frames + face tracks).",
+        description="Size bound of the per-video analysis cache (face tracks).",
     )
 
     @property

@@ -248,12 +248,6 @@ def test_text_file_as_video_fails_cleanly(speech: Path, tmp_path: Path) -> None:
     assert not output.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/console.py prints f'[bold red]error{code}:[/]' through rich markup, so ' [<error_code>]' "
-    "is parsed as a style tag and dropped: the line reads 'error : ...' instead of 'error [code]: ...' "
-    "(needs rich.markup.escape on the code)",
-)
 def test_text_file_as_video_names_the_error_code(speech: Path, tmp_path: Path) -> None:
     video = mf.write_text(tmp_path / "not_a_video.mp4")
     result = run("generate", "--video", video, "--audio", speech, "-o", tmp_path / "out.mp4")
@@ -316,11 +310,6 @@ def test_unknown_sync_mode_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/generate.py calls load_settings() outside clear_errors(), so an invalid LIPSYNC_* value "
-    "escapes as a pydantic ValidationError with a traceback instead of one 'error: ...' line",
-)
 def test_invalid_setting_fails_cleanly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LIPSYNC_ENCODE_CRF", "60")
     result = run("generate", "--video", "v.mp4", "--audio", "a.wav", "-o", tmp_path / "out.mp4")

@@ -60,7 +60,7 @@ def test_defaults() -> None:
     assert settings.max_fps == 60
     assert settings.encode_preset == "veryfast"
     assert settings.encode_crf == 18
-    assert settings.analysis_cache_max_bytes == 21474836480
+    assert settings.analysis_cache_max_bytes == 2147483648
     assert settings.cache_dir == Path("lipsync-data") / "cache"
 
 

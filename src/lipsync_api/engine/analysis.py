@@ -1,4 +1,5 @@
-"""Per-video analysis (decoded frames + face track), cached by content hash, bounded and process-safe."""
+"""Per-video analysis (the animated face's landmarks in every frame), cached by content hash, bounded and
+process-safe."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,42 +21,16 @@ from lipsync_api.engine.faces import FaceTracker, smooth_landmarks
 from lipsync_api.engine.landmarks import LANDMARK_COUNT
 from lipsync_api.engine.media import VideoStreamInfo, iter_video_frames
 from lipsync_api.engine.request import SpeakerHint
-from lipsync_api.engine.threads import Consumer, prefetched
+from lipsync_api.engine.threads import prefetched
 
-ANALYSIS_VERSION = "1"  # bump when the stored format or the tracking changes
-FRAMES_FILE, LANDMARKS_FILE, META_FILE = "frames.i420", "landmarks.npy", "meta.json"
+ANALYSIS_VERSION = "2"  # bump when the stored format or the tracking changes
+LANDMARKS_FILE, META_FILE = "landmarks.npy", "meta.json"
 Progress = Callable[[int, int], None]
-
-
-class FrameStore:
-    """Random access to the I420 frames of one raw file, one frame in memory at a time.
-
-    The descriptor is opened at once and kept: the frames stay readable even if the cache evicts
-    (unlinks) the file while a render is using it.
-    """
-
-    def __init__(self, path: Path, width: int, height: int) -> None:
-        self._fd = os.open(path, os.O_RDONLY)
-        self._shape = (height * 3 // 2, width)
-        self._size = width * height * 3 // 2
-
-    def read(self, index: int) -> np.ndarray:
-        """Frame ``index`` as a writable (height * 3 // 2, width) uint8 array."""
-        data = os.pread(self._fd, self._size, index * self._size)
-        if len(data) != self._size:
-            raise IndexError(f"frame {index} is beyond the end of the frame store")
-        return np.frombuffer(data, dtype=np.uint8).reshape(self._shape).copy()
-
-    def close(self) -> None:
-        """Release the file descriptor (idempotent)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
 
 
 @dataclass(frozen=True)
 class VideoAnalysis:
-    """A video decoded to constant-rate upright I420 frames on disk, plus the animated face's track."""
+    """The video's constant-rate geometry and the animated face's track."""
 
     directory: Path
     width: int
@@ -64,23 +39,11 @@ class VideoAnalysis:
     frame_count: int
     faces_detected: int
     landmarks: np.ndarray  # (frames, 468, 2), NaN where no face
-    frames: FrameStore = field(compare=False)
-
-    def close(self) -> None:
-        """Release the frame store."""
-        self.frames.close()
-
-    def __enter__(self) -> VideoAnalysis:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def analysis_bytes(info: VideoStreamInfo) -> int:
-    """Disk space an analysis of this video takes: its frames and its landmarks."""
-    frame = info.width * info.height * 3 // 2
-    return info.frame_count * (frame + LANDMARK_COUNT * 2 * 4) + 4096
+    """Disk space an analysis of this video takes: its landmarks and a little metadata."""
+    return info.frame_count * LANDMARK_COUNT * 2 * 4 + 4096
 
 
 def content_key(path: Path, speaker: SpeakerHint | None) -> str:
@@ -93,29 +56,6 @@ def content_key(path: Path, speaker: SpeakerHint | None) -> str:
     return digest.hexdigest()
 
 
-def store_frames(
-    path: Path,
-    info: VideoStreamInfo,
-    directory: Path,
-    on_frame: Callable[[int, np.ndarray], None] | None = None,
-) -> None:
-    """Decode every constant-rate frame of ``path`` into ``directory``'s frame file, streaming.
-
-    Decoding runs ahead on one thread and writing trails on another, so ``on_frame`` (face tracking)
-    overlaps with both.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / FRAMES_FILE, "wb") as out:
-        writer: Consumer[np.ndarray] = Consumer(lambda frame: out.write(memoryview(frame)), depth=4)
-        try:
-            for index, frame in enumerate(prefetched(iter_video_frames(path, info))):
-                writer.put(frame)
-                if on_frame is not None:
-                    on_frame(index, frame)
-        finally:
-            writer.finish()
-
-
 def analyse_video(
     path: Path,
     info: VideoStreamInfo,
@@ -123,18 +63,16 @@ def analyse_video(
     directory: Path,
     progress: Progress | None = None,
 ) -> VideoAnalysis:
-    """Decode every frame to ``directory`` and track the face in each: one streaming pass."""
+    """Track the face in every frame (decoding runs ahead on its own thread); store the result."""
+    directory.mkdir(parents=True, exist_ok=True)
     track = np.full((info.frame_count, LANDMARK_COUNT, 2), np.nan, dtype=np.float32)
     with FaceTracker(info.width, info.height, speaker) as tracker:
-
-        def on_frame(index: int, frame: np.ndarray) -> None:
+        for index, frame in enumerate(prefetched(iter_video_frames(path, info))):
             points = tracker.track(index, frame)
             if points is not None:
                 track[index] = points
             if progress is not None:
                 progress(index + 1, info.frame_count)
-
-        store_frames(path, info, directory, on_frame)
         faces = tracker.faces_detected
     landmarks = smooth_landmarks(track)
     np.save(directory / LANDMARKS_FILE, landmarks)
@@ -153,7 +91,6 @@ def load_analysis(directory: Path) -> VideoAnalysis:
     """Open a finished analysis directory."""
     meta = json.loads((directory / META_FILE).read_text())
     landmarks = np.load(directory / LANDMARKS_FILE)
-    frames = FrameStore(directory / FRAMES_FILE, meta["width"], meta["height"])
     return VideoAnalysis(
         directory,
         meta["width"],
@@ -162,7 +99,6 @@ def load_analysis(directory: Path) -> VideoAnalysis:
         meta["frame_count"],
         meta["faces_detected"],
         landmarks,
-        frames,
     )
 
 
@@ -195,11 +131,11 @@ class AnalysisCache:
                 return load_analysis(entry), True
             staging = self.root / f".building-{uuid.uuid4().hex}"
             try:
-                analyse_video(path, info, speaker, staging, progress).close()
+                analyse_video(path, info, speaker, staging, progress)
                 os.rename(staging, entry)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-            analysis = load_analysis(entry)  # opened under the lock: eviction can no longer pull it away
+            analysis = load_analysis(entry)  # read under the lock: an eviction cannot pull it away
         self.evict(keep=key)
         return analysis, False
 

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 
 from lipsync_api.engine import landmarks as lm
-from lipsync_api.engine.analysis import FRAMES_FILE, FrameStore, store_frames
 from lipsync_api.engine.faces import FaceTracker
+from lipsync_api.engine.frames import open_frames
 from lipsync_api.engine.media import (
     VideoStreamInfo,
     check_audio_limits,
@@ -115,12 +115,12 @@ def outside_mouth_ssim(
     out_info = check_video_limits(probe(output), _UNLIMITED)
     scores = []
     with tempfile.TemporaryDirectory(prefix="lipsync-eval-") as tmp:
-        store_frames(source, info, Path(tmp))
-        with closing(FrameStore(Path(tmp) / FRAMES_FILE, info.width, info.height)) as store:
+        order = [step.source_frame for step in plan.frames]
+        with closing(open_frames(source, info, order, Path(tmp))) as frames:
             for index, frame in enumerate(iter_video_frames(output, out_info)):
                 if index >= plan.frame_count:
                     break
-                src = store.read(plan.frames[index].source_frame)[: info.height]
+                src = frames.get(plan.frames[index].source_frame)[: info.height]
                 score = ssim_map(frame[: out_info.height], src)
                 if index < len(marks) and np.isfinite(marks[index, 0, 0]):
                     score = score[~lower_face_mask(marks[index], score.shape)]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lipsync_api.engine.analysis import VideoAnalysis
+from lipsync_api.engine.frames import FrameSource
 from lipsync_api.engine.media import Mp4Writer
 from lipsync_api.engine.render import MouthRenderer
 from lipsync_api.engine.request import EngineConfig
@@ -24,6 +25,7 @@ def write_output(
     output_path: Path,
     plan: FramePlan,
     analysis: VideoAnalysis,
+    frames: FrameSource,
     track: np.ndarray,
     rate: int,
     channels: int,
@@ -54,7 +56,7 @@ def write_output(
         encoder: Consumer[tuple[np.ndarray, np.ndarray]] = Consumer(encode, ENCODE_QUEUE)
         try:
             for index, step in enumerate(plan.frames):
-                frame = analysis.frames.read(step.source_frame)
+                frame = frames.get(step.source_frame)
                 points = analysis.landmarks[step.source_frame]
                 if step.driven and np.isfinite(points[0, 0]):
                     opening, spread = float(targets.opening[index]), float(targets.spread[index])

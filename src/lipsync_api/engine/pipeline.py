@@ -13,9 +13,10 @@ import numpy as np
 
 from lipsync_api.engine.analysis import AnalysisCache, VideoAnalysis, analyse_video
 from lipsync_api.engine.fetch import fetch_input
+from lipsync_api.engine.frames import open_frames
 from lipsync_api.engine.media import (
     MediaInfo,
-    Mp4Writer,
+    VideoStreamInfo,
     check_audio_limits,
     check_video_limits,
     decode_audio,
@@ -25,7 +26,7 @@ from lipsync_api.engine.media import (
 from lipsync_api.engine.output import write_output
 from lipsync_api.engine.request import EngineConfig, GenerationRequest
 from lipsync_api.engine.soundtrack import assemble
-from lipsync_api.engine.speech import ANALYSIS_RATE, MouthTargets, mouth_targets
+from lipsync_api.engine.speech import ANALYSIS_RATE, mouth_targets
 from lipsync_api.engine.timeline import ORIGINAL, FramePlan, VideoTiming, plan_timeline
 from lipsync_api.errors import ErrorCode, GenerationError
 
@@ -128,12 +129,12 @@ def _soundtracks(
     return track, mono, rate, channels
 
 
-def _plan(request: GenerationRequest, inputs: _Inputs, analysis: VideoAnalysis) -> FramePlan:
+def _plan(request: GenerationRequest, inputs: _Inputs, video: VideoStreamInfo) -> FramePlan:
     durations = {key: info.audio.duration for key, info in inputs.audio.items() if info.audio is not None}
     if request.segments and inputs.video.audio is not None:
         durations[ORIGINAL] = inputs.video.audio.duration
     return plan_timeline(
-        VideoTiming(analysis.frame_count, analysis.fps), durations, request.sync_mode, request.segments, MAIN
+        VideoTiming(video.frame_count, video.fps), durations, request.sync_mode, request.segments, MAIN
     )
 
 
@@ -150,21 +151,27 @@ def render(
     output_path = work_dir / request.output_name()
     stages = _Stages()
     inputs = _fetch_and_probe(request, work_dir, config, stages)
+    video = inputs.video.video
+    assert video is not None  # check_video_limits guarantees it
+    with stages("audio"):
+        plan = _plan(request, inputs, video)  # before the analysis: bad segments fail fast
+        track, mono, rate, channels = _soundtracks(request, inputs, plan)
+        targets = mouth_targets(mono, plan.fps, plan.frame_count, request.temperature)
     with stages("analyse"):
         analysis, cached = _analyse(request, inputs, work_dir, cache, progress)
-    with analysis:
-        if not np.isfinite(analysis.landmarks[:, 0, 0]).any():
-            raise GenerationError(
-                ErrorCode.NO_FACE_DETECTED, "no face was found in any frame of the video", rejected=True
-            )
-        with stages("audio"):
-            plan = _plan(request, inputs, analysis)
-            track, mono, rate, channels = _soundtracks(request, inputs, plan)
-            targets = mouth_targets(mono, plan.fps, plan.frame_count, request.temperature)
-        with stages("render"):
+    if not np.isfinite(analysis.landmarks[:, 0, 0]).any():
+        raise GenerationError(
+            ErrorCode.NO_FACE_DETECTED, "no face was found in any frame of the video", rejected=True
+        )
+    with stages("render"):
+        order = [step.source_frame for step in plan.frames]
+        frames = open_frames(inputs.video_path, video, order, work_dir / "frames")
+        try:
             face_frames = write_output(
-                output_path, plan, analysis, track, rate, channels, targets, config, progress
+                output_path, plan, analysis, frames, track, rate, channels, targets, config, progress
             )
+        finally:
+            frames.close()
     return RenderResult(
         output_path=output_path,
         duration=plan.duration,

@@ -81,7 +81,8 @@ class MouthRenderer:
     def _roi(
         self, source: np.ndarray, target: np.ndarray, triangles: np.ndarray
     ) -> tuple[int, int, int, int] | None:
-        used = np.unique(triangles)
+        used = np.zeros(len(source), dtype=bool)
+        used[triangles.ravel()] = True
         both = np.vstack([source[used], target[used]])
         x0, y0 = np.floor(both.min(axis=0)).astype(int) - 2
         x1, y1 = np.ceil(both.max(axis=0)).astype(int) + 2

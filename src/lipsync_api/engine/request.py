@@ -94,4 +94,4 @@ class EngineConfig:
     encode_preset: str = "veryfast"
     encode_crf: int = 18
     cache_dir: Path | None = None
-    cache_max_bytes: int = 20 * 1024**3
+    cache_max_bytes: int = 2 * 1024**3
