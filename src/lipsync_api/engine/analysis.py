@@ -149,14 +149,17 @@ class AnalysisCache:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def entries(self) -> list[tuple[float, int, Path]]:
-        """(last use, bytes, directory) of every finished entry."""
+        """(last use, bytes, directory) of every finished entry; one evicted meanwhile is skipped."""
         found = []
         for entry in self.root.iterdir():
-            meta = entry / META_FILE
-            if entry.name.startswith(".") or not meta.exists():
+            if entry.name.startswith("."):
                 continue
-            size = sum(f.stat().st_size for f in entry.iterdir())
-            found.append((meta.stat().st_mtime, size, entry))
+            try:
+                last_use = (entry / META_FILE).stat().st_mtime
+                size = sum(f.stat().st_size for f in entry.iterdir())
+            except FileNotFoundError:  # not finished, or removed by another process while we looked
+                continue
+            found.append((last_use, size, entry))
         return found
 
     def evict(self, keep: str | None = None) -> None:

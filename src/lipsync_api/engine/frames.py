@@ -84,7 +84,11 @@ class SpooledFrames:
 def spool_frames(path: Path, info: VideoStreamInfo, spool: Path) -> None:
     """Decode every constant-rate frame of ``path`` into one raw file; decoding and writing overlap."""
     with open(spool, "wb") as out:
-        writer: Consumer[np.ndarray] = Consumer(lambda frame: out.write(memoryview(frame)), depth=4)
+
+        def write(frame: np.ndarray) -> None:
+            out.write(frame.data)
+
+        writer: Consumer[np.ndarray] = Consumer(write, depth=4)
         try:
             for frame in prefetched(iter_video_frames(path, info)):
                 writer.put(frame)

@@ -22,20 +22,24 @@ def prefetched(items: Iterator[T], depth: int = 4) -> Iterator[T]:
     buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item: object) -> bool:
+        """Queue one item unless the consumer has gone away; False once it has."""
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            buffer.put(_DONE)
+            put(_DONE)
         except BaseException as error:  # handed to the consumer, which re-raises it
-            buffer.put(_Failure(error))
+            put(_Failure(error))
 
     worker = threading.Thread(target=produce, name="prefetch", daemon=True)
     worker.start()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,6 @@ import pytest
 
 from lipsync_api.engine import analysis
 from lipsync_api.engine.analysis import (
-    FRAMES_FILE,
     LANDMARKS_FILE,
     META_FILE,
     AnalysisCache,
@@ -34,7 +35,6 @@ from lipsync_api.engine.request import SpeakerHint
 Array = npt.NDArray[Any]
 
 WIDTH, HEIGHT, FRAMES = 16, 12, 6
-FRAME_BYTES = WIDTH * HEIGHT * 3 // 2
 
 
 def stream_info(width: int = WIDTH, height: int = HEIGHT, frame_count: int = FRAMES) -> VideoStreamInfo:
@@ -50,15 +50,21 @@ def stream_info(width: int = WIDTH, height: int = HEIGHT, frame_count: int = FRA
     )
 
 
-def frame_pattern(index: int, info: VideoStreamInfo) -> Array:
-    """The known I420 bytes the fake stores for frame ``index``: different in every frame and position."""
-    size = info.width * info.height * 3 // 2
-    values = (np.arange(size, dtype=np.int64) * 31 + index * 7 + 3) % 256
-    return values.astype(np.uint8).reshape(info.height * 3 // 2, info.width)
+def content_tag(path: Path) -> int:
+    """A small number that tells videos apart by their bytes (0 for a path that does not exist)."""
+    return zlib.crc32(path.read_bytes()) % 1000 if path.exists() else 0
+
+
+def landmark_pattern(info: VideoStreamInfo, tag: int) -> Array:
+    """The track the fake stores: x = frame index, y = the video's content tag, in every point."""
+    track = np.empty((info.frame_count, LANDMARK_COUNT, 2), dtype=np.float32)
+    track[..., 0] = np.arange(info.frame_count, dtype=np.float32)[:, None]
+    track[..., 1] = tag
+    return track
 
 
 class FakeBuilder:
-    """Stands in for analyse_video: writes the three files load_analysis reads, logs each build to a file."""
+    """Stands in for analyse_video: writes the two files load_analysis reads, logs each build to a file."""
 
     def __init__(self, log: Path, *, fail: bool = False, delay: float = 0.0) -> None:
         self.log, self.fail, self.delay = log, fail, delay
@@ -75,13 +81,9 @@ class FakeBuilder:
             log.write(f"{os.getpid()} {path.name}\n")
         time.sleep(self.delay)  # widens the window in which concurrent callers overlap
         directory.mkdir(parents=True, exist_ok=True)
-        with open(directory / FRAMES_FILE, "wb") as out:
-            for index in range(info.frame_count):
-                out.write(frame_pattern(index, info).tobytes())
-                if self.fail and index == info.frame_count // 2:
-                    raise RuntimeError("decoder exploded")
-        landmarks = np.full((info.frame_count, LANDMARK_COUNT, 2), 5.0, dtype=np.float32)
-        np.save(directory / LANDMARKS_FILE, landmarks)
+        np.save(directory / LANDMARKS_FILE, landmark_pattern(info, content_tag(path)))
+        if self.fail:  # after a partial write, as a tracker crashing mid-video would leave it
+            raise RuntimeError("decoder exploded")
         meta = {
             "width": info.width,
             "height": info.height,
@@ -119,7 +121,7 @@ def video(tmp_path: Path, name: str, content: bytes) -> Path:
 def entry_size(info: VideoStreamInfo, tmp_path: Path) -> int:
     """Bytes of one finished entry as the fake writes it."""
     directory = tmp_path / "measure"
-    FakeBuilder(tmp_path / "measure.log")(Path("x"), info, None, directory)
+    FakeBuilder(tmp_path / "measure.log")(tmp_path / "absent.mp4", info, None, directory)
     return sum(f.stat().st_size for f in directory.iterdir())
 
 
@@ -127,11 +129,11 @@ def cached_keys(cache: AnalysisCache) -> set[str]:
     return {entry.name for _, _, entry in cache.entries()}
 
 
-def assert_usable(result: VideoAnalysis, info: VideoStreamInfo) -> None:
+def assert_usable(result: VideoAnalysis, info: VideoStreamInfo, video_path: Path) -> None:
+    """``result`` describes ``info``'s geometry and holds the track built from ``video_path``'s bytes."""
     assert (result.width, result.height, result.frame_count) == (info.width, info.height, info.frame_count)
     assert result.landmarks.shape == (info.frame_count, LANDMARK_COUNT, 2)
-    read = result.frames.read
-    np.testing.assert_array_equal(read(info.frame_count - 1), frame_pattern(info.frame_count - 1, info))
+    np.testing.assert_array_equal(result.landmarks, landmark_pattern(info, content_tag(video_path)))
 
 
 # --- hits and misses ---------------------------------------------------------------------------
@@ -146,17 +148,22 @@ def test_second_request_for_the_same_file_is_a_hit(tmp_path: Path, fake: FakeBui
     assert len(builds(log)) == 1
     assert first.directory == second.directory == cache.root / content_key(path, None)
     assert second.fps == Fraction(25) and second.faces_detected == 1
-    assert_usable(second, info)
+    assert_usable(second, info, path)
 
 
 def test_different_content_builds_again(tmp_path: Path, fake: FakeBuilder, log: Path) -> None:
     cache = AnalysisCache(tmp_path / "cache", max_bytes=10**9)
     info = stream_info()
-    _, cached_a = cache.get_or_build(video(tmp_path, "a.mp4", b"video A"), info, None)
-    _, cached_b = cache.get_or_build(video(tmp_path, "b.mp4", b"video B"), info, None)
+    path_a, path_b = video(tmp_path, "a.mp4", b"video A"), video(tmp_path, "b.mp4", b"video B")
+    assert content_tag(path_a) != content_tag(path_b)
+    result_a, cached_a = cache.get_or_build(path_a, info, None)
+    result_b, cached_b = cache.get_or_build(path_b, info, None)
     assert (cached_a, cached_b) == (False, False)
     assert len(builds(log)) == 2
     assert len(cached_keys(cache)) == 2
+    assert_usable(result_a, info, path_a)
+    assert_usable(result_b, info, path_b)
+    assert_usable(cache.get_or_build(path_a, info, None)[0], info, path_a)  # each hit reads its own entry
 
 
 def test_rewritten_file_at_the_same_path_builds_again(tmp_path: Path, fake: FakeBuilder, log: Path) -> None:
@@ -172,10 +179,11 @@ def test_same_content_under_another_path_is_a_hit(tmp_path: Path, fake: FakeBuil
     cache = AnalysisCache(tmp_path / "cache", max_bytes=10**9)
     info = stream_info()
     cache.get_or_build(video(tmp_path, "a.mp4", b"same bytes"), info, None)
-    result, cached = cache.get_or_build(video(tmp_path, "copy/elsewhere.mov", b"same bytes"), info, None)
+    copy = video(tmp_path, "copy/elsewhere.mov", b"same bytes")
+    result, cached = cache.get_or_build(copy, info, None)
     assert cached is True
     assert len(builds(log)) == 1
-    assert_usable(result, info)
+    assert_usable(result, info, copy)
 
 
 def test_speaker_hint_is_part_of_the_key(tmp_path: Path, fake: FakeBuilder, log: Path) -> None:
@@ -260,23 +268,42 @@ def test_an_analysis_that_fits_stays_within_the_bound(tmp_path: Path, fake: Fake
     assert sum(size for _, size, _ in cache.entries()) <= cache.max_bytes
 
 
-def test_open_reader_survives_eviction_of_its_entry(tmp_path: Path, fake: FakeBuilder) -> None:
+def test_returned_analysis_keeps_its_landmarks_after_eviction(tmp_path: Path, fake: FakeBuilder) -> None:
+    # Nothing on disk is needed once get_or_build returns: the track is in memory.
     info = stream_info()
     cache = AnalysisCache(tmp_path / "cache", max_bytes=int(1.5 * entry_size(info, tmp_path)))
-    first, _ = cache.get_or_build(video(tmp_path, "a.mp4", b"a"), info, None)
-    read = first.frames.read
-    cache.get_or_build(video(tmp_path, "b.mp4", b"b"), info, None)
-    assert not first.directory.exists()  # evicted while open
-    np.testing.assert_array_equal(read(2), frame_pattern(2, info))
-
-
-def test_returned_analysis_stays_readable_after_eviction(tmp_path: Path, fake: FakeBuilder) -> None:
-    info = stream_info()
-    cache = AnalysisCache(tmp_path / "cache", max_bytes=int(1.5 * entry_size(info, tmp_path)))
-    first, _ = cache.get_or_build(video(tmp_path, "a.mp4", b"a"), info, None)
+    path_a = video(tmp_path, "a.mp4", b"a")
+    first, _ = cache.get_or_build(path_a, info, None)
     cache.get_or_build(video(tmp_path, "b.mp4", b"b"), info, None)  # another request evicts the first
-    read = first.frames.read
-    np.testing.assert_array_equal(read(2), frame_pattern(2, info))
+    assert not first.directory.exists()
+    assert_usable(first, info, path_a)
+
+
+def test_a_hit_returned_before_eviction_keeps_its_landmarks(tmp_path: Path, fake: FakeBuilder) -> None:
+    info = stream_info()
+    cache = AnalysisCache(tmp_path / "cache", max_bytes=int(1.5 * entry_size(info, tmp_path)))
+    path_a = video(tmp_path, "a.mp4", b"a")
+    cache.get_or_build(path_a, info, None)
+    hit, cached = cache.get_or_build(path_a, info, None)
+    assert cached is True
+    cache.get_or_build(video(tmp_path, "b.mp4", b"b"), info, None)
+    assert not hit.directory.exists()
+    assert_usable(hit, info, path_a)
+
+
+def test_entry_holds_only_landmarks_and_meta(tmp_path: Path, fake: FakeBuilder) -> None:
+    info = stream_info()
+    cache = AnalysisCache(tmp_path / "cache", max_bytes=10**9)
+    result, _ = cache.get_or_build(video(tmp_path, "a.mp4", b"a"), info, None)
+    assert sorted(f.name for f in result.directory.iterdir()) == sorted([LANDMARKS_FILE, META_FILE])
+    assert not hasattr(result, "frames")
+
+
+def test_analysis_bytes_counts_the_track_not_the_picture(tmp_path: Path) -> None:
+    small, large = stream_info(16, 12, 50), stream_info(1920, 1080, 50)
+    assert analysis_bytes(small) == analysis_bytes(large)
+    assert analysis_bytes(stream_info(frame_count=100)) > analysis_bytes(stream_info(frame_count=50))
+    assert entry_size(small, tmp_path) <= analysis_bytes(small)
 
 
 # --- failures ----------------------------------------------------------------------------------
@@ -298,7 +325,7 @@ def test_failed_build_leaves_nothing_and_the_next_call_rebuilds(
     result, cached = cache.get_or_build(path, info, None)
     assert cached is False
     assert len(builds(log)) == 2
-    assert_usable(result, info)
+    assert_usable(result, info, path)
 
 
 # --- concurrency -------------------------------------------------------------------------------
@@ -331,7 +358,7 @@ def test_threads_requesting_one_video_share_a_single_build(
     assert len(builds(log)) == 1
     assert sorted(cached for _, cached in results) == [False, True, True, True]
     for result, _ in results:
-        assert_usable(result, info)
+        assert_usable(result, info, path)
 
 
 def _process_request(
@@ -340,8 +367,7 @@ def _process_request(
     try:
         barrier.wait(timeout=30)
         result, cached = cache.get_or_build(path, info, None)
-        read = result.frames.read
-        ok = bool(np.array_equal(read(1), frame_pattern(1, info)))
+        ok = bool(np.array_equal(result.landmarks, landmark_pattern(info, content_tag(path))))
         queue.put((cached, result.frame_count, ok))
     except BaseException as error:  # reported to the parent, which would otherwise wait for a result
         queue.put((None, 0, repr(error)))
@@ -373,20 +399,53 @@ def test_processes_requesting_one_video_share_a_single_build(
     assert len(AnalysisCache(tmp_path / "cache", max_bytes=10**9).entries()) == 1
 
 
-# --- reading frames back -----------------------------------------------------------------------
+def test_entries_tolerates_an_entry_evicted_while_listing(
+    tmp_path: Path, fake: FakeBuilder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = stream_info()
+    cache = AnalysisCache(tmp_path / "cache", max_bytes=10**9)
+    path_a, path_b = video(tmp_path, "a.mp4", b"a"), video(tmp_path, "b.mp4", b"b")
+    cache.get_or_build(path_a, info, None)
+    cache.get_or_build(path_b, info, None)
+    victim = content_key(path_a, None)
+    listing = Path.iterdir
+
+    def racing_iterdir(self: Path) -> Iterator[Path]:
+        """Lists a directory; the victim entry is then removed, as another process's eviction would."""
+        found = list(listing(self))
+        if self.name == victim:
+            shutil.rmtree(self)
+        yield from found
+
+    monkeypatch.setattr(Path, "iterdir", racing_iterdir)
+    assert cached_keys(cache) == {content_key(path_b, None)}
 
 
-def test_frames_reads_back_each_frame_exactly(tmp_path: Path) -> None:
+# --- reading an entry back ---------------------------------------------------------------------
+
+
+def test_load_analysis_reads_back_meta_and_landmarks(tmp_path: Path) -> None:
     info = stream_info(width=10, height=6, frame_count=5)
     directory = tmp_path / "entry"
-    FakeBuilder(tmp_path / "log")(Path("v.mp4"), info, None, directory)
+    path = video(tmp_path, "v.mp4", b"some video")
+    FakeBuilder(tmp_path / "log")(path, info, None, directory)
     loaded = load_analysis(directory)
+    assert loaded.directory == directory
     assert (loaded.width, loaded.height, loaded.fps, loaded.frame_count) == (10, 6, Fraction(25), 5)
-    read = loaded.frames.read
-    for index in (3, 0, 4, 1, 2):  # random access, in no particular order
-        frame = read(index)
-        assert frame.shape == (9, 10) and frame.dtype == np.uint8
-        np.testing.assert_array_equal(frame, frame_pattern(index, info))
-    frame = read(0)
-    frame[:] = 0  # a copy: writing to it does not disturb later reads
-    np.testing.assert_array_equal(read(0), frame_pattern(0, info))
+    assert loaded.faces_detected == 1
+    assert loaded.landmarks.dtype == np.float32
+    for index in (3, 0, 4, 1, 2):
+        assert (loaded.landmarks[index, :, 0] == index).all()
+    assert_usable(loaded, info, path)
+
+
+def test_load_analysis_keeps_frames_without_a_face_as_nan(tmp_path: Path) -> None:
+    info = stream_info(frame_count=4)
+    directory = tmp_path / "entry"
+    FakeBuilder(tmp_path / "log")(tmp_path / "absent.mp4", info, None, directory)
+    track = landmark_pattern(info, 0)
+    track[2] = np.nan
+    np.save(directory / LANDMARKS_FILE, track)
+    loaded = load_analysis(directory)
+    assert np.isnan(loaded.landmarks[2]).all()
+    assert np.isfinite(np.delete(loaded.landmarks, 2, axis=0)).all()
