@@ -69,19 +69,19 @@ class _Band:
         cv2.fillPoly(mask, [corners], 255, lineType=cv2.LINE_AA, shift=4)
         self.ys, self.xs = np.nonzero(mask)
         self.cover = mask[self.ys, self.xs] / 255.0
-        rel = np.stack([self.xs + origin[0], self.ys + origin[1]], axis=1).astype(np.float32) - axes.centre
-        self.lateral, self.depth = rel @ axes.right, rel @ axes.down
+        pixels = np.stack([self.xs + origin[0], self.ys + origin[1]], axis=1).astype(np.float32)
+        self.lateral, self.depth = axes.lateral(pixels), axes.depth(pixels)
         self.top = self.along(self.upper, self.depth_of(self.upper))
         self.bottom = self.along(self.lower, self.depth_of(self.lower))
         meeting = (target[list(lm.UPPER_INNER)] + target[list(lm.LOWER_INNER)]) / 2
         self.meet = self.along(meeting, self.depth_of(meeting))
 
     def depth_of(self, points: np.ndarray) -> np.ndarray:
-        return np.asarray((points - self.axes.centre) @ self.axes.down)
+        return self.axes.depth(points)
 
     def along(self, contour: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Interpolate per-contour-point values at each band pixel's lateral position."""
-        xs = (contour - self.axes.centre) @ self.axes.right
+        xs = self.axes.lateral(contour)
         order = np.argsort(xs)
         return np.interp(self.lateral, xs[order], values[order])
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import math
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -45,12 +48,28 @@ EYE_OUTER = (33, 263)
 LANDMARK_COUNT = 468
 
 
+def _tessellation() -> frozenset[tuple[int, int]]:
+    """mediapipe's face mesh edge list, read from its plain data module.
+
+    Importing ``mediapipe`` itself takes most of a second; this module is a bare table, so it is loaded
+    alone (a render from a cached analysis never needs the rest of mediapipe).
+    """
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or spec.origin is None:
+        raise ImportError("mediapipe is not installed")
+    path = Path(spec.origin).parent / "python" / "solutions" / "face_mesh_connections.py"
+    table = importlib.util.spec_from_file_location("_face_mesh_connections", path)
+    assert table is not None and table.loader is not None
+    module = importlib.util.module_from_spec(table)
+    table.loader.exec_module(module)
+    edges: frozenset[tuple[int, int]] = module.FACEMESH_TESSELATION
+    return edges
+
+
 @cache
 def mesh_triangles() -> np.ndarray:
     """The face mesh's triangles (k, 3), recovered from its edge list; the mouth stays a hole."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
-
-    edges = {tuple(sorted(e)) for e in FACEMESH_TESSELATION}
+    edges = {tuple(sorted(e)) for e in _tessellation()}
     neighbours: dict[int, set[int]] = {}
     for a, b in edges:
         neighbours.setdefault(a, set()).add(b)
@@ -67,6 +86,6 @@ def inner_mouth_polygon(points: np.ndarray) -> np.ndarray:
 
 def mouth_opening_ratio(points: np.ndarray) -> float:
     """Inner-lip gap over mouth width: 0 for closed lips, about 0.5 for a wide-open mouth."""
-    gap = float(np.linalg.norm(points[INNER_LIP_MID[0]] - points[INNER_LIP_MID[1]]))
-    width = float(np.linalg.norm(points[MOUTH_CORNERS[0]] - points[MOUTH_CORNERS[1]]))
+    gap = math.hypot(*(points[INNER_LIP_MID[0]] - points[INNER_LIP_MID[1]]))
+    width = math.hypot(*(points[MOUTH_CORNERS[0]] - points[MOUTH_CORNERS[1]]))
     return gap / width if width > 1e-6 else 0.0

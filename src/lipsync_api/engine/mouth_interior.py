@@ -41,8 +41,8 @@ def _contour_depth(
     target: np.ndarray, contour: tuple[int, ...], axes: FaceAxes, lateral: np.ndarray
 ) -> np.ndarray:
     """Depth (along ``down``) of a lip contour at the given lateral positions, by interpolation."""
-    rel = target[list(contour)] - axes.centre
-    xs, ds = rel @ axes.right, rel @ axes.down
+    points = target[list(contour)]
+    xs, ds = axes.lateral(points), axes.depth(points)
     order = np.argsort(xs)
     return np.interp(lateral, xs[order], ds[order])
 
@@ -61,8 +61,8 @@ def draw_interior(
     teeth_share: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Y, U, V values for mouth-interior pixels at frame positions (xs, ys); ``teeth_share`` 0 draws none."""
-    rel = np.stack([xs, ys], axis=1) - axes.centre
-    lateral, depth = rel @ axes.right, rel @ axes.down
+    pixels = np.stack([xs, ys], axis=1)
+    lateral, depth = axes.lateral(pixels), axes.depth(pixels)
     top = _contour_depth(target, lm.UPPER_INNER, axes, lateral)
     bottom = _contour_depth(target, lm.LOWER_INNER, axes, lateral)
     gap = np.maximum(bottom - top, 1e-3)
@@ -97,8 +97,8 @@ def rigid_interior(
     lip moves with the lower lip. Pixels farther from both lips than the source's own opening allowed
     are newly revealed (real share 0) and get the synthetic cavity instead.
     """
-    rel = np.stack([xs, ys], axis=1) - axes.centre
-    lateral, depth = rel @ axes.right, rel @ axes.down
+    pixels = np.stack([xs, ys], axis=1)
+    lateral, depth = axes.lateral(pixels), axes.depth(pixels)
     from_top = depth - _contour_depth(target, lm.UPPER_INNER, axes, lateral)
     from_bottom = _contour_depth(target, lm.LOWER_INNER, axes, lateral) - depth
     source_top = _contour_depth(source, lm.UPPER_INNER, axes, lateral)

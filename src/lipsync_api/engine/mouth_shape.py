@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 
@@ -28,6 +29,20 @@ class FaceAxes:
     mouth_width: float
     chin_depth: float
 
+    def lateral(self, points: np.ndarray) -> np.ndarray:
+        """Signed distance of points from the mouth centre along ``right``, in pixels."""
+        return _project(points - self.centre, self.right)
+
+    def depth(self, points: np.ndarray) -> np.ndarray:
+        """Signed distance of points below the mouth centre along ``down``, in pixels."""
+        return _project(points - self.centre, self.down)
+
+
+def _project(vectors: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    # Element-wise on purpose: BLAS calls on tiny arrays cost more than the arithmetic when other
+    # threads (the encoder) keep the cores busy.
+    return np.asarray(vectors[..., 0] * axis[0] + vectors[..., 1] * axis[1])
+
 
 @dataclass(frozen=True)
 class MouthPose:
@@ -37,16 +52,17 @@ class MouthPose:
     target: np.ndarray
     source_gap: float  # inner-lip gap at the centre, pixels
     target_gap: float
+    axes: FaceAxes
 
 
 def face_axes(points: np.ndarray) -> FaceAxes:
     """Axes from the eye line (robust to head roll) and mouth geometry."""
     eyes = points[lm.EYE_OUTER[1]] - points[lm.EYE_OUTER[0]]
-    right = eyes / max(float(np.linalg.norm(eyes)), 1e-6)
+    right = eyes / max(math.hypot(*eyes), 1e-6)
     down = np.array([-right[1], right[0]], dtype=np.float32)
     centre = (points[lm.INNER_LIP_MID[0]] + points[lm.INNER_LIP_MID[1]]) / 2
-    width = float(np.linalg.norm(points[lm.MOUTH_CORNERS[1]] - points[lm.MOUTH_CORNERS[0]]))
-    chin_depth = max(float(np.dot(points[lm.CHIN] - centre, down)), 0.5 * width)
+    width = math.hypot(*(points[lm.MOUTH_CORNERS[1]] - points[lm.MOUTH_CORNERS[0]]))
+    chin_depth = max(float(_project(points[lm.CHIN] - centre, down)), 0.5 * width)
     return FaceAxes(right.astype(np.float32), down, centre, max(width, 1.0), chin_depth)
 
 
@@ -70,7 +86,7 @@ def gap_profile(lateral: np.ndarray) -> np.ndarray:
 def _local(points: np.ndarray, axes: FaceAxes) -> tuple[np.ndarray, np.ndarray]:
     """Lateral position in half mouth widths, and depth below the lips in chin depths."""
     rel = points - axes.centre
-    return rel @ axes.right / (axes.mouth_width / 2), rel @ axes.down / axes.chin_depth
+    return _project(rel, axes.right) / (axes.mouth_width / 2), _project(rel, axes.down) / axes.chin_depth
 
 
 def _lip_moves(
@@ -84,14 +100,12 @@ def _lip_moves(
     )  # wide vowels pull corners out; big openings in
     centre_drop = 0.0
     for j, (up, low) in enumerate(zip(lm.UPPER_INNER, lm.LOWER_INNER, strict=True)):
-        lateral = float(np.dot((points[up] + points[low]) / 2 - axes.centre, axes.right)) / (
-            axes.mouth_width / 2
-        )
+        lateral = float(axes.lateral((points[up] + points[low]) / 2)) / (axes.mouth_width / 2)
         side = np.clip(lateral, -1.0, 1.0) * widen / 2 * axes.right
         if j in (0, len(lm.UPPER_INNER) - 1):  # the corners: they only widen or narrow, and sag a little
             moves[up] = side + axes.down * 0.15 * opening * axes.mouth_width
             continue
-        source_gap = float(np.dot(points[low] - points[up], axes.down))
+        source_gap = float(_project(points[low] - points[up], axes.down))
         target_gap = opening * axes.mouth_width * float(gap_profile(np.array(lateral / 1.15))) - overlap
         change = target_gap - source_gap
         moves[up] = side - axes.down * (1 - LOWER_LIP_SHARE) * change
@@ -153,6 +167,7 @@ def mouth_pose(points: np.ndarray, opening: float, spread: float) -> MouthPose:
     return MouthPose(
         source=source,
         target=target,
-        source_gap=max(float(np.dot(points[bottom] - points[top], axes.down)), 0.0),
-        target_gap=max(float(np.dot(target[bottom] - target[top], axes.down)), 0.0),
+        source_gap=max(float(_project(points[bottom] - points[top], axes.down)), 0.0),
+        target_gap=max(float(_project(target[bottom] - target[top], axes.down)), 0.0),
+        axes=axes,
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 from lipsync_api.engine import landmarks as lm
 from lipsync_api.engine.closed_lips import paint_closed_lips
 from lipsync_api.engine.mouth_interior import draw_interior, rigid_interior, sample_shades
-from lipsync_api.engine.mouth_shape import face_axes, mouth_pose
+from lipsync_api.engine.mouth_shape import MouthPose, mouth_pose
 from lipsync_api.engine.warp import WarpMap, backward_map, remap_plane
 
 MOVE_EPSILON = 0.05  # pixels: landmarks moved less than this are left alone
@@ -33,6 +35,20 @@ def _mouth_fan(centre: int) -> np.ndarray:
     return np.array([(centre, ring[k], ring[(k + 1) % len(ring)]) for k in range(len(ring))], dtype=np.int32)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One frame's re-render: the source landmarks, the pose it gets, and how the mouth is drawn."""
+
+    points: np.ndarray  # tracked landmarks (468, 2)
+    pose: MouthPose
+    closed: float  # weight of the painted closed lips
+    teeth: float  # weight of synthetic teeth (none where the source showed its own)
+
+    @property
+    def target(self) -> np.ndarray:
+        return self.pose.target[: len(self.points)]
+
+
 class MouthRenderer:
     """Re-renders the mouth of I420 frames of one size; holds the fixed mesh topology."""
 
@@ -55,28 +71,17 @@ class MouthRenderer:
         triangles = np.concatenate([face, self.fixed_triangles, self.fan])
         roi = self._roi(source, target, triangles)
         if roi is None:
-            return frame
+            return frame.copy()
         warp = backward_map(source, target, triangles, roi)
         hole = warp.triangle >= len(triangles) - len(self.fan)
-        synthetic = self._map_interior(warp, hole, points, target[: len(points)])
-        closed = 1.0 - float(np.clip((opening - CLOSED_BELOW) / (OPEN_ABOVE - CLOSED_BELOW), 0.0, 1.0))
-        # Where the source mouth was open enough to show its own teeth, none are drawn.
-        teeth = 1.0 - float(np.clip(pose.source_gap / (REAL_TEETH_GAP * face_axes(points).mouth_width), 0, 1))
-        return self._compose(frame, warp, hole, synthetic, points, target, closed, teeth)
-
-    @staticmethod
-    def _map_interior(warp: WarpMap, hole: np.ndarray, points: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Point the opened mouth's pixels at the source's real interior; returns where it must be drawn."""
-        x0, y0 = warp.origin
-        hy, hx = np.nonzero(hole)
-        synthetic = np.zeros(hole.shape, np.float32)
-        if hy.size:
-            sx, sy, real = rigid_interior(
-                (hx + x0).astype(np.float32), (hy + y0).astype(np.float32), points, target, face_axes(points)
-            )
-            warp.map_x[hy, hx], warp.map_y[hy, hx] = sx, sy
-            synthetic[hy, hx] = 1.0 - real
-        return synthetic
+        job = _Job(
+            points=points,
+            pose=pose,
+            closed=1.0 - float(np.clip((opening - CLOSED_BELOW) / (OPEN_ABOVE - CLOSED_BELOW), 0.0, 1.0)),
+            teeth=1.0 - float(np.clip(pose.source_gap / (REAL_TEETH_GAP * pose.axes.mouth_width), 0.0, 1.0)),
+        )
+        synthetic = self._map_interior(warp, hole, job)
+        return self._compose(frame, warp, hole, synthetic, job)
 
     def _roi(
         self, source: np.ndarray, target: np.ndarray, triangles: np.ndarray
@@ -90,16 +95,21 @@ class MouthRenderer:
         x1, y1 = min(self.width, (x1 + 1) & ~1), min(self.height, (y1 + 1) & ~1)
         return (int(x0), int(y0), int(x1), int(y1)) if x1 - x0 >= 4 and y1 - y0 >= 4 else None
 
+    @staticmethod
+    def _map_interior(warp: WarpMap, hole: np.ndarray, job: _Job) -> np.ndarray:
+        """Point the opened mouth's pixels at the source's real interior; returns where it must be drawn."""
+        x0, y0 = warp.origin
+        hy, hx = np.nonzero(hole)
+        synthetic = np.zeros(hole.shape, np.float32)
+        if hy.size:
+            xs, ys = (hx + x0).astype(np.float32), (hy + y0).astype(np.float32)
+            sx, sy, real = rigid_interior(xs, ys, job.points, job.target, job.pose.axes)
+            warp.map_x[hy, hx], warp.map_y[hy, hx] = sx, sy
+            synthetic[hy, hx] = 1.0 - real
+        return synthetic
+
     def _compose(
-        self,
-        frame: np.ndarray,
-        warp: WarpMap,
-        hole: np.ndarray,
-        synthetic: np.ndarray,
-        points: np.ndarray,
-        target: np.ndarray,
-        closed: float,
-        teeth: float,
+        self, frame: np.ndarray, warp: WarpMap, hole: np.ndarray, synthetic: np.ndarray, job: _Job
     ) -> np.ndarray:
         w, h = self.width, self.height
         out = frame.copy()
@@ -108,18 +118,14 @@ class MouthRenderer:
         planes = [remap_plane(src_y, warp).astype(np.float32)]
         planes += [remap_plane(src_chroma[c], warp, 2).astype(np.float32) for c in (0, 1)]
         if synthetic.any():
-            hole = hole | (self._fill_hole(planes, warp, synthetic, src_y, points, target, teeth) > 0)
-        x0, y0 = warp.origin
-        lips = None
-        if closed > 0:
-            lips = paint_closed_lips(planes, target[: len(points)], face_axes(points), warp.origin, closed)
-        rows, cols = hole.shape
-        dx = warp.map_x - np.arange(x0, x0 + cols, dtype=np.float32)[None, :]
-        dy = warp.map_y - np.arange(y0, y0 + rows, dtype=np.float32)[:, None]
-        alpha = np.minimum(np.sqrt(dx * dx + dy * dy) * (1.0 / FULL_BLEND_SHIFT), 1.0)
+            hole = hole | (_fill_hole(planes, warp, synthetic, src_y, job) > 0)
+        alpha = _shift_alpha(warp)
         alpha[hole] = 1.0
-        if lips is not None:
+        if job.closed > 0:
+            lips = paint_closed_lips(planes, job.target, job.pose.axes, warp.origin, job.closed)
             np.maximum(alpha, lips, out=alpha)
+        x0, y0 = warp.origin
+        rows, cols = alpha.shape
         _blend(y_plane[y0 : y0 + rows, x0 : x0 + cols], planes[0], alpha)
         half = alpha[::2, ::2]
         for c in (0, 1):
@@ -127,38 +133,36 @@ class MouthRenderer:
             _blend(region, planes[1 + c], half)
         return out
 
-    def _fill_hole(
-        self,
-        planes: list[np.ndarray],
-        warp: WarpMap,
-        synthetic: np.ndarray,
-        src_y: np.ndarray,
-        points: np.ndarray,
-        target: np.ndarray,
-        teeth: float,
-    ) -> np.ndarray:
-        """Paint the synthetic interior where the mouth opened past the source's; returns its coverage."""
-        x0, y0 = warp.origin
-        coverage = cv2.blur(synthetic, (3, 3))  # a one-pixel feather where lips meet the cavity
-        hy, hx = np.nonzero(coverage > 0)
-        luma, u, v = draw_interior(
-            (hx + x0).astype(np.float32),
-            (hy + y0).astype(np.float32),
-            target[: len(points)],
-            face_axes(points),
-            sample_shades(src_y, points),
-            teeth,
-        )
-        weight = coverage[hy, hx]
-        planes[0][hy, hx] += (luma - planes[0][hy, hx]) * weight
-        lookup = np.full(synthetic.shape, -1, dtype=np.int64)
-        lookup[hy, hx] = np.arange(len(hy))
-        picked = lookup[::2, ::2]
-        cy, cx = np.nonzero(picked >= 0)
-        chosen = picked[cy, cx]
-        for plane, values in ((planes[1], u), (planes[2], v)):
-            plane[cy, cx] += (values[chosen] - plane[cy, cx]) * weight[chosen]
-        return coverage
+
+def _shift_alpha(warp: WarpMap) -> np.ndarray:
+    """Blend weight per ROI pixel: pixels the warp moves are replaced; still ones keep the source."""
+    x0, y0 = warp.origin
+    rows, cols = warp.map_x.shape
+    dx = warp.map_x - np.arange(x0, x0 + cols, dtype=np.float32)[None, :]
+    dy = warp.map_y - np.arange(y0, y0 + rows, dtype=np.float32)[:, None]
+    return np.minimum(cv2.magnitude(dx, dy) * (1.0 / FULL_BLEND_SHIFT), 1.0)
+
+
+def _fill_hole(
+    planes: list[np.ndarray], warp: WarpMap, synthetic: np.ndarray, src_y: np.ndarray, job: _Job
+) -> np.ndarray:
+    """Paint the synthetic interior where the mouth opened past the source's; returns its coverage."""
+    x0, y0 = warp.origin
+    coverage = cv2.blur(synthetic, (3, 3))  # a one-pixel feather where lips meet the cavity
+    hy, hx = np.nonzero(coverage > 0)
+    xs, ys = (hx + x0).astype(np.float32), (hy + y0).astype(np.float32)
+    shades = sample_shades(src_y, job.points)
+    luma, u, v = draw_interior(xs, ys, job.target, job.pose.axes, shades, job.teeth)
+    weight = coverage[hy, hx]
+    planes[0][hy, hx] += (luma - planes[0][hy, hx]) * weight
+    lookup = np.full(synthetic.shape, -1, dtype=np.int64)
+    lookup[hy, hx] = np.arange(len(hy))
+    picked = lookup[::2, ::2]
+    cy, cx = np.nonzero(picked >= 0)
+    chosen = picked[cy, cx]
+    for plane, values in ((planes[1], u), (planes[2], v)):
+        plane[cy, cx] += (values[chosen] - plane[cy, cx]) * weight[chosen]
+    return coverage
 
 
 def _blend(region: np.ndarray, warped: np.ndarray, alpha: np.ndarray) -> None:
