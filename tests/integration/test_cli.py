@@ -14,10 +14,9 @@ from typer.testing import CliRunner, Result
 
 from lipsync_api.cli.main import app
 from lipsync_api.engine.media import probe
-from tests.integration.engine.conftest import trim_media
 from tests.support import media_factory as mf
+from tests.support.real_media import require_shared_media, trim_media
 
-SHARED_MEDIA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "media").resolve()
 CLIP_SECONDS = 1.5
 LONG_SPEECH_SECONDS = 2.5  # longer than the clip: --sync-mode loop repeats the video
 SECOND_SPEECH_SECONDS = 0.8
@@ -77,9 +76,7 @@ def _use_environment(environment: None) -> None:
 
 @pytest.fixture(scope="module")
 def media() -> Path:
-    if not SHARED_MEDIA.is_dir():
-        pytest.skip(f"real clips not found: {SHARED_MEDIA} is absent (see ../shared/media/README.md)")
-    return SHARED_MEDIA
+    return require_shared_media()
 
 
 @pytest.fixture(scope="module")

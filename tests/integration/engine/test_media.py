@@ -31,8 +31,8 @@ from lipsync_api.engine.media import (
 from lipsync_api.engine.request import EngineConfig
 from lipsync_api.errors import ErrorCode, GenerationError
 from tests.support import media_factory as mf
+from tests.support.real_media import SHARED_MEDIA
 
-SHARED_MEDIA = Path(__file__).resolve().parents[3] / ".." / "shared" / "media"
 needs_shared = pytest.mark.skipif(not SHARED_MEDIA.is_dir(), reason=f"real clips not found in {SHARED_MEDIA}")
 
 

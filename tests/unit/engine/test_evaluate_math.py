@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -17,9 +16,9 @@ from lipsync_api.engine.faces import FaceTracker
 from lipsync_api.engine.media import check_video_limits, iter_video_frames, probe
 from lipsync_api.engine.request import EngineConfig
 from lipsync_api.engine.speech import ANALYSIS_RATE
+from tests.support.real_media import require_shared_media
 
 Array = npt.NDArray[Any]
-SHARED_MEDIA = (Path(__file__).resolve().parents[3] / ".." / "shared" / "media").resolve()
 EYES = (33, 133, 159, 145, 263, 362, 386, 374)  # outer and inner corners, upper and lower lids
 FLOOR_DB = -120.0
 
@@ -175,9 +174,7 @@ def test_ssim_is_local(texture: Array) -> None:
 @pytest.fixture(scope="module")
 def face() -> tuple[Array, tuple[int, int]]:
     """Landmarks (468, 2) of the frontal speaker in the first frame of vrt_face3, and the frame's shape."""
-    if not SHARED_MEDIA.is_dir():
-        pytest.skip(f"real clips not found: {SHARED_MEDIA} is absent (see ../shared/media/README.md)")
-    path = SHARED_MEDIA / "vrt_face3.mp4"
+    path = require_shared_media() / "vrt_face3.mp4"
     info = check_video_limits(probe(path), EngineConfig())
     frames = iter_video_frames(path, info)
     try:
