@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lipsync_api.engine.arrays import Floats
 from lipsync_api.engine.faces import FaceTracker, smooth_landmarks
 from lipsync_api.engine.landmarks import LANDMARK_COUNT
 from lipsync_api.engine.media import VideoStreamInfo, iter_video_frames
@@ -38,7 +39,7 @@ class VideoAnalysis:
     fps: Fraction
     frame_count: int
     faces_detected: int
-    landmarks: np.ndarray  # (frames, 468, 2), NaN where no face
+    landmarks: Floats  # (frames, 468, 2), NaN where no face
 
 
 def analysis_bytes(info: VideoStreamInfo) -> int:

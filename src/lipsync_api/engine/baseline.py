@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -20,12 +22,13 @@ def mux_baseline(video: Path, audio: Path, output: Path) -> Path:
     samples = decode_audio(audio, rate, channels)
     with av.open(str(video)) as source, av.open(str(output), "w", format="mp4") as out:
         in_video = source.streams.video[0]
-        video_seconds = float(in_video.duration * in_video.time_base) if in_video.duration else float("inf")
+        time_base = cast(Fraction, in_video.time_base)  # typed optional; a demuxed stream has one
+        video_seconds = float(in_video.duration * time_base) if in_video.duration else float("inf")
         end = min(video_seconds, samples.shape[1] / rate)
         out_video = out.add_stream_from_template(in_video)
         out_audio = out.add_stream("aac", rate=rate, layout=_LAYOUTS[channels])
         for packet in source.demux(in_video):
-            if packet.dts is None or packet.pts is None or float(packet.pts * in_video.time_base) >= end:
+            if packet.dts is None or packet.pts is None or float(packet.pts * time_base) >= end:
                 continue
             packet.stream = out_video
             out.mux(packet)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import cv2
 import numpy as np
 
 from lipsync_api.engine import landmarks as lm
+from lipsync_api.engine.arrays import Doubles, Floats, Indices
 from lipsync_api.engine.mouth_shape import FaceAxes
 
 # How far into each lip (share of its thickness) the painted band reaches. The upper lip's inner edge
@@ -21,14 +24,14 @@ EDGE_FADE = 0.2  # share of the band, at each edge, over which it melts into the
 CORNER_REACH = 0.06  # the band runs this share of the mouth width past each corner, over any dark wedge
 
 
-def _into_lips(target: np.ndarray, upper_depth: float, lower_depth: float) -> tuple[np.ndarray, np.ndarray]:
+def _into_lips(target: Floats, upper_depth: float, lower_depth: float) -> tuple[Floats, Floats]:
     """Points the given share of the way from each inner lip contour to its outer one (upper, lower)."""
     up_in, up_out = target[list(lm.UPPER_INNER)], target[list(lm.UPPER_OUTER)]
     low_in, low_out = target[list(lm.LOWER_INNER)], target[list(lm.LOWER_OUTER)]
     return up_in + upper_depth * (up_out - up_in), low_in + lower_depth * (low_out - low_in)
 
 
-def band_edges(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def band_edges(target: Floats) -> tuple[Floats, Floats]:
     """Upper and lower edges of the band, left to right, each ending at a tip just past the corners."""
     upper, lower = _into_lips(target, *BAND_DEPTH)
     left, right = target[lm.MOUTH_CORNERS[0]], target[lm.MOUTH_CORNERS[1]]
@@ -37,20 +40,21 @@ def band_edges(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack([tips[0], upper, tips[1]]), np.vstack([tips[0], lower, tips[1]])
 
 
-def band_polygon(target: np.ndarray) -> np.ndarray:
+def band_polygon(target: Floats) -> Floats:
     """The band straddling the meeting line of the lips: into the upper lip, back through the lower."""
     upper, lower = band_edges(target)
     return np.vstack([upper, lower[::-1]])
 
 
-def _sample(plane: np.ndarray, points: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+def _sample(plane: Floats, points: Floats, origin: tuple[int, int]) -> Floats:
     """Bilinear samples of an ROI plane at ROI-relative positions of ``points`` (frame coordinates)."""
     local = (points - np.array(origin, np.float32)).astype(np.float32)
     xs, ys = local[:, :1].copy(), local[:, 1:].copy()
-    return cv2.remap(plane, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1)
+    samples = cv2.remap(plane, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cast(Floats, samples.reshape(-1))
 
 
-def _lip_colour(plane: np.ndarray, target: np.ndarray, origin: tuple[int, int], factor: int) -> np.ndarray:
+def _lip_colour(plane: Floats, target: Floats, origin: tuple[int, int], factor: int) -> Floats:
     """Per lower-contour point, the median value of the lower lip's body in a (subsampled) ROI plane."""
     local_origin = (origin[0] // factor, origin[1] // factor)
     rings = [_into_lips(target, 0.0, depth)[1] / factor for depth in SAMPLE_DEPTHS]
@@ -60,13 +64,15 @@ def _lip_colour(plane: np.ndarray, target: np.ndarray, origin: tuple[int, int], 
 class _Band:
     """Pixels of the band in an ROI, with each one's lateral position and place across the band."""
 
-    def __init__(self, target: np.ndarray, axes: FaceAxes, origin: tuple[int, int], shape: tuple[int, int]):
+    def __init__(self, target: Floats, axes: FaceAxes, origin: tuple[int, int], shape: tuple[int, ...]):
         self.axes = axes
         polygon = band_polygon(target)
         self.upper, self.lower = band_edges(target)
         mask = np.zeros(shape, np.uint8)
         corners = np.round((polygon - np.array(origin, np.float32)) * 16).astype(np.int32)
-        cv2.fillPoly(mask, [corners], 255, lineType=cv2.LINE_AA, shift=4)
+        cv2.fillPoly(  # type: ignore[call-overload]  # cv2 stubs: a plain number is a valid Scalar
+            mask, [corners], 255, lineType=cv2.LINE_AA, shift=4
+        )
         self.ys, self.xs = np.nonzero(mask)
         self.cover = mask[self.ys, self.xs] / 255.0
         pixels = np.stack([self.xs + origin[0], self.ys + origin[1]], axis=1).astype(np.float32)
@@ -76,10 +82,10 @@ class _Band:
         meeting = (target[list(lm.UPPER_INNER)] + target[list(lm.LOWER_INNER)]) / 2
         self.meet = self.along(meeting, self.depth_of(meeting))
 
-    def depth_of(self, points: np.ndarray) -> np.ndarray:
+    def depth_of(self, points: Floats) -> Floats:
         return self.axes.depth(points)
 
-    def along(self, contour: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def along(self, contour: Floats, values: Floats) -> Doubles:
         """Interpolate per-contour-point values at each band pixel's lateral position."""
         xs = self.axes.lateral(contour)
         order = np.argsort(xs)
@@ -87,8 +93,8 @@ class _Band:
 
 
 def paint_closed_lips(
-    planes: list[np.ndarray], target: np.ndarray, axes: FaceAxes, origin: tuple[int, int], weight: float
-) -> np.ndarray:
+    planes: list[Floats], target: Floats, axes: FaceAxes, origin: tuple[int, int], weight: float
+) -> Floats:
     """Blend a smooth closed-lip band into the warped (Y, U, V) ROI planes; returns the band's coverage."""
     band = _Band(target, axes, origin, planes[0].shape)
     coverage = np.zeros(planes[0].shape, np.float32)
@@ -110,7 +116,7 @@ def paint_closed_lips(
 
 
 def _blend_into(
-    plane: np.ndarray, ys: np.ndarray, xs: np.ndarray, colour: np.ndarray, alpha: np.ndarray, factor: int
+    plane: Floats, ys: Indices, xs: Indices, colour: Doubles, alpha: Doubles, factor: int
 ) -> None:
     """Blend per-pixel colours into a plane; a subsampled plane takes its values at even positions."""
     keep = (ys % factor == 0) & (xs % factor == 0)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, TypeVar
 import av
 import cv2
 import numpy as np
-import numpy.typing as npt
 from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
 from av.container import InputContainer
@@ -20,13 +19,13 @@ from av.video.frame import VideoFrame
 from av.video.plane import VideoPlane
 from av.video.stream import VideoStream
 
+from lipsync_api.engine.arrays import Floats, Image
 from lipsync_api.errors import audio_missing, media_unsupported, video_missing
 
 if TYPE_CHECKING:
     from lipsync_api.engine.media import VideoStreamInfo
 
 F = TypeVar("F")
-Image = npt.NDArray[np.uint8]
 _LAYOUTS = {1: "mono", 2: "stereo"}
 _MAX_PADDING = 0.1  # seconds of decoded audio past the declared end that are taken as encoder padding
 
@@ -161,12 +160,12 @@ def i420_to_rgb(frame: Image) -> Image:
     return np.asarray(cv2.cvtColor(frame, cv2.COLOR_YUV2RGB_I420), dtype=np.uint8)
 
 
-def decode_audio(path: Path, sample_rate: int, channels: int) -> npt.NDArray[np.float32]:
+def decode_audio(path: Path, sample_rate: int, channels: int) -> Floats:
     """Decode the first audio stream of ``path`` to float32 (channels, samples) at ``sample_rate``."""
     if channels not in _LAYOUTS:
         raise ValueError(f"channels must be 1 or 2, not {channels}")
     resampler = av.AudioResampler(format="flt", layout=_LAYOUTS[channels], rate=sample_rate)
-    chunks: list[npt.NDArray[np.float32]] = []
+    chunks: list[Floats] = []
     with open_input(path) as container:
         stream = first_audio_stream(container)
         if stream is None:
@@ -189,6 +188,6 @@ def decode_audio(path: Path, sample_rate: int, channels: int) -> npt.NDArray[np.
     return np.ascontiguousarray(samples.T)
 
 
-def _packed(frames: list[AudioFrame], channels: int) -> list[npt.NDArray[np.float32]]:
+def _packed(frames: list[AudioFrame], channels: int) -> list[Floats]:
     """Packed float frames as (samples, channels) arrays."""
     return [frame.to_ndarray().astype(np.float32, copy=False).reshape(-1, channels) for frame in frames]

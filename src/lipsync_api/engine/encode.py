@@ -8,10 +8,11 @@ from types import TracebackType
 
 import av
 import numpy as np
-import numpy.typing as npt
 from av.audio.stream import AudioStream
 from av.packet import Packet
 from av.video.stream import VideoStream
+
+from lipsync_api.engine.arrays import Floats, Image
 
 _AAC_FRAME = 1024  # samples per AAC frame
 _LAYOUTS = {1: "mono", 2: "stereo"}
@@ -68,7 +69,7 @@ class Mp4Writer:
         stream.bit_rate = _AUDIO_BIT_RATES[self._channels]
         return stream
 
-    def add_video(self, frame_i420: npt.NDArray[np.uint8]) -> None:
+    def add_video(self, frame_i420: Image) -> None:
         """Append one I420 frame of shape (height * 3 // 2, width)."""
         expected = (self._height * 3 // 2, self._width)
         if frame_i420.shape != expected or frame_i420.dtype != np.uint8:
@@ -80,7 +81,7 @@ class Mp4Writer:
         self._frames += 1
         self._mux(self._video.encode(frame))
 
-    def add_audio(self, samples: npt.NDArray[np.float32]) -> None:
+    def add_audio(self, samples: Floats) -> None:
         """Append float32 samples of shape (channels, n); any n, buffered into whole AAC frames."""
         if samples.ndim != 2 or samples.shape[0] != self._channels:
             raise ValueError(f"expected audio of shape ({self._channels}, n), got {samples.shape}")

@@ -6,11 +6,13 @@ import tempfile
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
 
 from lipsync_api.engine import landmarks as lm
+from lipsync_api.engine.arrays import Bools, Doubles, Floats, Image
 from lipsync_api.engine.faces import FaceTracker
 from lipsync_api.engine.frames import open_frames
 from lipsync_api.engine.media import (
@@ -46,7 +48,7 @@ class QualityReport:
     ssim_outside_mouth: float | None
 
 
-def speech_envelope(audio: np.ndarray, fps: float, frame_count: int) -> np.ndarray:
+def speech_envelope(audio: Floats, fps: float, frame_count: int) -> Doubles:
     """Log RMS level of each frame's span of 16 kHz mono audio (dBFS), clipped below at -120."""
     edges = np.round(np.arange(frame_count + 1) * ANALYSIS_RATE / fps).astype(int)
     level = np.full(frame_count, -120.0)
@@ -57,7 +59,7 @@ def speech_envelope(audio: np.ndarray, fps: float, frame_count: int) -> np.ndarr
     return level
 
 
-def lagged_correlation(mouth: np.ndarray, envelope: np.ndarray, lag: int) -> float:
+def lagged_correlation(mouth: Doubles, envelope: Doubles, lag: int) -> float:
     """Pearson correlation of mouth[t] with envelope[t - lag] over frames where both exist."""
     if lag >= 0:
         a, b = mouth[lag:], envelope[: len(envelope) - lag]
@@ -69,7 +71,7 @@ def lagged_correlation(mouth: np.ndarray, envelope: np.ndarray, lag: int) -> flo
     return float(np.corrcoef(a[valid], b[valid])[0, 1])
 
 
-def track_output(path: Path, refine: bool = True) -> tuple[np.ndarray, VideoStreamInfo]:
+def track_output(path: Path, refine: bool = True) -> tuple[Floats, VideoStreamInfo]:
     """Landmarks of the face in every frame of a video (NaN where none)."""
     info = check_video_limits(probe(path), _UNLIMITED)
     marks = np.full((info.frame_count, lm.LANDMARK_COUNT, 2), np.nan, dtype=np.float32)
@@ -81,33 +83,39 @@ def track_output(path: Path, refine: bool = True) -> tuple[np.ndarray, VideoStre
     return marks, info
 
 
-def openings(marks: np.ndarray) -> np.ndarray:
+def openings(marks: Floats) -> Doubles:
     """Mouth-opening ratio per frame (NaN without a face)."""
     return np.array([lm.mouth_opening_ratio(p) if np.isfinite(p[0, 0]) else np.nan for p in marks])
 
 
-def lower_face_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def lower_face_mask(points: Floats, shape: tuple[int, ...]) -> Bools:
     """Mouth and jaw: the hull of the jaw line and the nose's base, grown by a tenth of the face's width."""
     outline = np.vstack([points[list(lm.JAW_LINE)], points[[2, 98, 327]]])
     width = float(np.ptp(points[:, 0]))
     mask = np.zeros(shape, dtype=np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(outline).astype(np.int32)), 255)
+    cv2.fillConvexPoly(  # type: ignore[call-overload]  # cv2 stubs: a plain number is a valid Scalar
+        mask, cv2.convexHull(np.round(outline).astype(np.int32)), 255
+    )
     grow = max(3, int(0.1 * width)) | 1
     return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow))) > 0
 
 
-def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def ssim_map(a: Image, b: Image) -> Floats:
     """Per-pixel SSIM of two luma images (Gaussian window, sigma 1.5, as Wang et al.)."""
-    a, b = a.astype(np.float32), b.astype(np.float32)
+    fa, fb = a.astype(np.float32), b.astype(np.float32)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)  # noqa: E731
-    mu_a, mu_b = blur(a), blur(b)
-    var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+
+    def blur(x: Floats) -> Floats:
+        return cast(Floats, cv2.GaussianBlur(x, (11, 11), 1.5))
+
+    mu_a, mu_b = blur(fa), blur(fb)
+    var_a, var_b, cov = blur(fa * fa) - mu_a**2, blur(fb * fb) - mu_b**2, blur(fa * fb) - mu_a * mu_b
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return cast(Floats, ssim)  # float32 throughout: the Python float constants do not widen it
 
 
 def outside_mouth_ssim(
-    output: Path, source: Path, sync_mode: SyncMode, audio_seconds: float, marks: np.ndarray
+    output: Path, source: Path, sync_mode: SyncMode, audio_seconds: float, marks: Floats
 ) -> float:
     """Mean over frames of SSIM against the source frame the plan says it shows, mouth and jaw excluded."""
     info = check_video_limits(probe(source), _UNLIMITED)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from lipsync_api.engine.arrays import Bools, Floats, Image
 from lipsync_api.engine.landmarks import LANDMARK_COUNT
 from lipsync_api.engine.request import SpeakerHint
 
@@ -24,13 +25,13 @@ SMOOTHING_SIGMA = 0.8  # frames; light, so lips that really move in the source a
 class FaceTrack:
     """Smoothed landmarks of the animated face: (frames, 468, 2) pixels, NaN where no face."""
 
-    landmarks: np.ndarray
+    landmarks: Floats
     faces_detected: int
 
     @property
-    def present(self) -> np.ndarray:
+    def present(self) -> Bools:
         """Per-frame flag: the animated face was found in this frame."""
-        return np.isfinite(self.landmarks[:, 0, 0])
+        return cast(Bools, np.isfinite(self.landmarks[:, 0, 0]))
 
     @property
     def face_frames(self) -> int:
@@ -38,9 +39,7 @@ class FaceTrack:
         return int(self.present.sum())
 
 
-def _i420_crop_to_rgb(
-    frame: np.ndarray, width: int, height: int, box: tuple[int, int, int, int]
-) -> np.ndarray:
+def _i420_crop_to_rgb(frame: Image, width: int, height: int, box: tuple[int, int, int, int]) -> Image:
     """Convert just the crop (even-aligned) of an I420 frame to RGB."""
     x0, y0, x1, y1 = box
     y_plane = frame[:height]
@@ -54,16 +53,16 @@ def _i420_crop_to_rgb(
             cv2.resize(v, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST),
         ]
     )
-    return cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB)
+    return cast(Image, cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB))
 
 
-def _scaled(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+def _scaled(rgb: Image, max_side: int) -> tuple[Image, float]:
     """Downscale so the longer side is at most ``max_side``; returns the image and its scale."""
     scale = min(1.0, max_side / max(rgb.shape[:2]))
     if scale >= 1.0:
         return rgb, 1.0
     size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+    return cast(Image, cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)), scale
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -124,7 +123,7 @@ class FaceTracker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def track(self, index: int, frame: np.ndarray) -> np.ndarray | None:
+    def track(self, index: int, frame: Image) -> Floats | None:
         """Landmarks (468, 2) in pixels of the animated face in this I420 frame, or None."""
         hint_box = self._hint_box(index)
         if self._hinted_out(index):
@@ -150,7 +149,7 @@ class FaceTracker:
         boxes = self.speaker.bounding_boxes if self.speaker else None
         return bool(boxes) and index < len(boxes or ()) and (boxes or ())[index] is None
 
-    def _detect(self, frame: np.ndarray) -> list[Box]:
+    def _detect(self, frame: Image) -> list[Box]:
         rgb, _scale = _scaled(
             _i420_crop_to_rgb(frame, self.width, self.height, (0, 0, self.width, self.height)),
             DETECT_MAX_SIDE,
@@ -171,7 +170,7 @@ class FaceTracker:
         x1, y1 = min(self.width, int(cx + half + 2) & ~1), min(self.height, int(cy + half + 2) & ~1)
         return x0, y0, x1, y1
 
-    def _mesh_in_box(self, frame: np.ndarray, box: Box) -> np.ndarray | None:
+    def _mesh_in_box(self, frame: Image, box: Box) -> Floats | None:
         crop = self._crop_for(box)
         if crop[2] - crop[0] < 16 or crop[3] - crop[1] < 16:
             return None
@@ -185,13 +184,13 @@ class FaceTracker:
         return rel * size + np.array(crop[:2], dtype=np.float32)
 
     @staticmethod
-    def _box_from(points: np.ndarray) -> Box:
+    def _box_from(points: Floats) -> Box:
         x0, y0 = points.min(axis=0)
         x1, y1 = points.max(axis=0)
         return float(x0), float(y0), float(x1), float(y1)
 
 
-def smooth_landmarks(landmarks: np.ndarray, sigma: float = SMOOTHING_SIGMA) -> np.ndarray:
+def smooth_landmarks(landmarks: Floats, sigma: float = SMOOTHING_SIGMA) -> Floats:
     """Gaussian smoothing over time within each unbroken run of frames that show the face."""
     out = landmarks.copy()
     present = np.isfinite(landmarks[:, 0, 0])

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from lipsync_api.engine.arrays import Image
 from lipsync_api.engine.media import VideoStreamInfo, iter_video_frames
 from lipsync_api.engine.threads import Consumer, prefetched
 
@@ -24,7 +25,7 @@ SPOOL_FILE = "frames.i420"
 class FrameSource(Protocol):
     """Gives frame ``index`` of a video (a read-only array the caller must not modify)."""
 
-    def get(self, index: int) -> np.ndarray: ...
+    def get(self, index: int) -> Image: ...
 
     def close(self) -> None: ...
 
@@ -34,11 +35,11 @@ class SequentialFrames:
 
     def __init__(self, path: Path, info: VideoStreamInfo) -> None:
         self._path, self._info = path, info
-        self._frames: Iterator[np.ndarray] | None = None
+        self._frames: Iterator[Image] | None = None
         self._position = -1
-        self._current: np.ndarray | None = None
+        self._current: Image | None = None
 
-    def get(self, index: int) -> np.ndarray:
+    def get(self, index: int) -> Image:
         """Frame ``index``; repeats and forward skips are cheap, going back re-decodes from the start."""
         if self._frames is None or index < self._position:
             self.close()
@@ -67,7 +68,7 @@ class SpooledFrames:
         self._shape = (info.height * 3 // 2, info.width)
         self._size = info.width * info.height * 3 // 2
 
-    def get(self, index: int) -> np.ndarray:
+    def get(self, index: int) -> Image:
         """Frame ``index``."""
         data = os.pread(self._fd, self._size, index * self._size)
         if len(data) != self._size:
@@ -85,10 +86,10 @@ def spool_frames(path: Path, info: VideoStreamInfo, spool: Path) -> None:
     """Decode every constant-rate frame of ``path`` into one raw file; decoding and writing overlap."""
     with open(spool, "wb") as out:
 
-        def write(frame: np.ndarray) -> None:
+        def write(frame: Image) -> None:
             out.write(frame.data)
 
-        writer: Consumer[np.ndarray] = Consumer(write, depth=4)
+        writer: Consumer[Image] = Consumer(write, depth=4)
         try:
             for frame in prefetched(iter_video_frames(path, info)):
                 writer.put(frame)

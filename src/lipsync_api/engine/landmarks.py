@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lipsync_api.engine.arrays import Floats, Ints
+
 # Inner lip contours, corner to corner (78 -> 308); index j of one pairs with index j of the other.
 UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
@@ -67,7 +69,7 @@ def _tessellation() -> frozenset[tuple[int, int]]:
 
 
 @cache
-def mesh_triangles() -> np.ndarray:
+def mesh_triangles() -> Ints:
     """The face mesh's triangles (k, 3), recovered from its edge list; the mouth stays a hole."""
     edges = {tuple(sorted(e)) for e in _tessellation()}
     neighbours: dict[int, set[int]] = {}
@@ -78,13 +80,13 @@ def mesh_triangles() -> np.ndarray:
     return np.array(sorted(triangles), dtype=np.int32)
 
 
-def inner_mouth_polygon(points: np.ndarray) -> np.ndarray:
+def inner_mouth_polygon(points: Floats) -> Floats:
     """The inner lip contour as a closed polygon (upper lip left to right, lower lip back)."""
     order = list(UPPER_INNER) + list(reversed(LOWER_INNER[1:-1]))
     return points[order]
 
 
-def mouth_opening_ratio(points: np.ndarray) -> float:
+def mouth_opening_ratio(points: Floats) -> float:
     """Inner-lip gap over mouth width: 0 for closed lips, about 0.5 for a wide-open mouth."""
     gap = math.hypot(*(points[INNER_LIP_MID[0]] - points[INNER_LIP_MID[1]]))
     width = math.hypot(*(points[MOUTH_CORNERS[0]] - points[MOUTH_CORNERS[1]]))

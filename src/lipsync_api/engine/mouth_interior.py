@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lipsync_api.engine import landmarks as lm
+from lipsync_api.engine.arrays import Doubles, Floats, Image
 from lipsync_api.engine.mouth_shape import FaceAxes
 
 CAVITY_UV = (123.0, 139.0)  # dark red-brown, barely saturated
@@ -25,7 +26,7 @@ class Shades:
     skin: float
 
 
-def sample_shades(y_plane: np.ndarray, points: np.ndarray) -> Shades:
+def sample_shades(y_plane: Image, points: Floats) -> Shades:
     """Median luma at the lower lip and at the cheeks beside the mouth."""
 
     def at(indices: tuple[int, ...]) -> float:
@@ -37,9 +38,7 @@ def sample_shades(y_plane: np.ndarray, points: np.ndarray) -> Shades:
     return Shades(lips=at(lm.LOWER_OUTER[2:-2]), skin=at((50, 280, 205, 425, 187, 411)))
 
 
-def _contour_depth(
-    target: np.ndarray, contour: tuple[int, ...], axes: FaceAxes, lateral: np.ndarray
-) -> np.ndarray:
+def _contour_depth(target: Floats, contour: tuple[int, ...], axes: FaceAxes, lateral: Floats) -> Doubles:
     """Depth (along ``down``) of a lip contour at the given lateral positions, by interpolation."""
     points = target[list(contour)]
     xs, ds = axes.lateral(points), axes.depth(points)
@@ -47,19 +46,19 @@ def _contour_depth(
     return np.interp(lateral, xs[order], ds[order])
 
 
-def _smooth_band(distance: np.ndarray, width: np.ndarray | float, softness: float) -> np.ndarray:
+def _smooth_band(distance: Doubles, width: Doubles | float, softness: float) -> Doubles:
     """1 inside a band of ``width`` pixels from its edge, fading over ``softness`` pixels."""
     return np.clip((width - distance) / softness + 0.5, 0.0, 1.0)
 
 
 def draw_interior(
-    xs: np.ndarray,
-    ys: np.ndarray,
-    target: np.ndarray,
+    xs: Floats,
+    ys: Floats,
+    target: Floats,
     axes: FaceAxes,
     shades: Shades,
     teeth_share: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Doubles, Doubles, Doubles]:
     """Y, U, V values for mouth-interior pixels at frame positions (xs, ys); ``teeth_share`` 0 draws none."""
     pixels = np.stack([xs, ys], axis=1)
     lateral, depth = axes.lateral(pixels), axes.depth(pixels)
@@ -89,8 +88,8 @@ def draw_interior(
 
 
 def rigid_interior(
-    xs: np.ndarray, ys: np.ndarray, source: np.ndarray, target: np.ndarray, axes: FaceAxes
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs: Floats, ys: Floats, source: Floats, target: Floats, axes: FaceAxes
+) -> tuple[Floats, Floats, Floats]:
     """Where each opened-mouth pixel finds the source's own mouth interior, and how much of it is real.
 
     Teeth are rigid: what shows under the upper lip moves with the upper lip, what shows above the lower

@@ -9,6 +9,7 @@ from functools import cache
 import numpy as np
 
 from lipsync_api.engine import landmarks as lm
+from lipsync_api.engine.arrays import AnyArray, Doubles, Floats, Ints
 
 LOWER_LIP_SHARE = (
     0.85  # of a gap change, how much the lower lip (with the jaw) moves; the rest lifts the upper lip
@@ -23,22 +24,22 @@ INNER_EDGE_INSET = 0.3  # sample lips this share of their thickness away from th
 class FaceAxes:
     """A face-aligned frame: unit ``right`` and ``down`` vectors, the mouth centre and sizes in pixels."""
 
-    right: np.ndarray
-    down: np.ndarray
-    centre: np.ndarray
+    right: Floats
+    down: Floats
+    centre: Floats
     mouth_width: float
     chin_depth: float
 
-    def lateral(self, points: np.ndarray) -> np.ndarray:
+    def lateral(self, points: Floats) -> Floats:
         """Signed distance of points from the mouth centre along ``right``, in pixels."""
         return _project(points - self.centre, self.right)
 
-    def depth(self, points: np.ndarray) -> np.ndarray:
+    def depth(self, points: Floats) -> Floats:
         """Signed distance of points below the mouth centre along ``down``, in pixels."""
         return _project(points - self.centre, self.down)
 
 
-def _project(vectors: np.ndarray, axis: np.ndarray) -> np.ndarray:
+def _project(vectors: Floats, axis: Floats) -> Floats:
     # Element-wise on purpose: BLAS calls on tiny arrays cost more than the arithmetic when other
     # threads (the encoder) keep the cores busy.
     return np.asarray(vectors[..., 0] * axis[0] + vectors[..., 1] * axis[1])
@@ -48,14 +49,14 @@ def _project(vectors: np.ndarray, axis: np.ndarray) -> np.ndarray:
 class MouthPose:
     """Source and target positions of every warped point: mesh landmarks first, then the fixed ring."""
 
-    source: np.ndarray
-    target: np.ndarray
+    source: Floats
+    target: Floats
     source_gap: float  # inner-lip gap at the centre, pixels
     target_gap: float
     axes: FaceAxes
 
 
-def face_axes(points: np.ndarray) -> FaceAxes:
+def face_axes(points: Floats) -> FaceAxes:
     """Axes from the eye line (robust to head roll) and mouth geometry."""
     eyes = points[lm.EYE_OUTER[1]] - points[lm.EYE_OUTER[0]]
     right = eyes / max(math.hypot(*eyes), 1e-6)
@@ -67,33 +68,33 @@ def face_axes(points: np.ndarray) -> FaceAxes:
 
 
 @cache
-def _lip_indices() -> tuple[np.ndarray, np.ndarray]:
+def _lip_indices() -> tuple[Ints, Ints]:
     lips = set(lm.UPPER_INNER + lm.LOWER_INNER + lm.UPPER_OUTER + lm.LOWER_OUTER)
     others = np.array(sorted(set(range(lm.LANDMARK_COUNT)) - lips), dtype=np.int32)
     return np.array(sorted(lips), dtype=np.int32), others
 
 
-def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+def _smoothstep(edge0: float, edge1: float, x: AnyArray) -> AnyArray:
     t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
 
-def gap_profile(lateral: np.ndarray) -> np.ndarray:
+def gap_profile(lateral: Doubles) -> Doubles:
     """Relative height of an open mouth across its width: an ellipse, 1 at the centre, 0 at the corners."""
     return np.sqrt(np.clip(1.0 - lateral**2, 0.0, 1.0)) ** 0.8
 
 
-def _local(points: np.ndarray, axes: FaceAxes) -> tuple[np.ndarray, np.ndarray]:
+def _local(points: Floats, axes: FaceAxes) -> tuple[Floats, Floats]:
     """Lateral position in half mouth widths, and depth below the lips in chin depths."""
     rel = points - axes.centre
     return _project(rel, axes.right) / (axes.mouth_width / 2), _project(rel, axes.down) / axes.chin_depth
 
 
 def _lip_moves(
-    points: np.ndarray, axes: FaceAxes, opening: float, spread: float
-) -> tuple[dict[int, np.ndarray], float]:
+    points: Floats, axes: FaceAxes, opening: float, spread: float
+) -> tuple[dict[int, Floats], float]:
     """Displacements of the lip contours, and the drop of the lower lip at the centre."""
-    moves: dict[int, np.ndarray] = {}
+    moves: dict[int, Floats] = {}
     overlap = CLOSED_OVERLAP * axes.mouth_width * float(1.0 - _smoothstep(0.0, 0.06, np.array(opening)))
     widen = axes.mouth_width * (
         0.05 * spread - 0.08 * opening
@@ -121,7 +122,7 @@ def _lip_moves(
     return moves, centre_drop
 
 
-def _jaw_moves(points: np.ndarray, axes: FaceAxes, drop: float) -> np.ndarray:
+def _jaw_moves(points: Floats, axes: FaceAxes, drop: float) -> Floats:
     """Non-lip landmarks: the jaw region follows the lower lip's drop, fading towards cheeks and nose."""
     _, others = _lip_indices()
     lateral, depth = _local(points[others], axes)
@@ -131,14 +132,14 @@ def _jaw_moves(points: np.ndarray, axes: FaceAxes, drop: float) -> np.ndarray:
     return amount[:, None] * axes.down[None, :]
 
 
-def _ring(points: np.ndarray) -> np.ndarray:
+def _ring(points: Floats) -> Floats:
     """Fixed anchors just outside the jaw line, so the warp fades to nothing over the neck and cheeks."""
     jaw = points[list(lm.JAW_LINE)]
-    face_centre = points[lm.NOSE_TIP]
+    face_centre: Floats = points[lm.NOSE_TIP]
     return jaw + (jaw - face_centre) * RING_SCALE
 
 
-def _inset_inner_lips(points: np.ndarray) -> np.ndarray:
+def _inset_inner_lips(points: Floats) -> Floats:
     """Source points with the inner lip contour moved slightly into the lips.
 
     The tracked inner edge sits on the boundary between lip and mouth cavity; sampling exactly there
@@ -151,7 +152,7 @@ def _inset_inner_lips(points: np.ndarray) -> np.ndarray:
     return inset
 
 
-def mouth_pose(points: np.ndarray, opening: float, spread: float) -> MouthPose:
+def mouth_pose(points: Floats, opening: float, spread: float) -> MouthPose:
     """Source and target geometry for one frame."""
     axes = face_axes(points)
     displacement = np.zeros_like(points)

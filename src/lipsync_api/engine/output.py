@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lipsync_api.engine.analysis import VideoAnalysis
+from lipsync_api.engine.arrays import Floats, Image
 from lipsync_api.engine.frames import FrameSource
 from lipsync_api.engine.media import Mp4Writer
 from lipsync_api.engine.render import MouthRenderer
@@ -26,7 +27,7 @@ def write_output(
     plan: FramePlan,
     analysis: VideoAnalysis,
     frames: FrameSource,
-    track: np.ndarray,
+    track: Floats,
     rate: int,
     channels: int,
     targets: MouthTargets,
@@ -48,12 +49,12 @@ def write_output(
         audio_channels=channels,
     )
 
-    def encode(item: tuple[np.ndarray, np.ndarray]) -> None:
+    def encode(item: tuple[Image, Floats]) -> None:
         writer.add_video(item[0])
         writer.add_audio(item[1])
 
     with writer:
-        encoder: Consumer[tuple[np.ndarray, np.ndarray]] = Consumer(encode, ENCODE_QUEUE)
+        encoder: Consumer[tuple[Image, Floats]] = Consumer(encode, ENCODE_QUEUE)
         try:
             for index, step in enumerate(plan.frames):
                 frame = frames.get(step.source_frame)

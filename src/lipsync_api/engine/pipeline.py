@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lipsync_api.engine.analysis import AnalysisCache, VideoAnalysis, analyse_video
+from lipsync_api.engine.arrays import Floats
 from lipsync_api.engine.fetch import fetch_input
 from lipsync_api.engine.frames import open_frames
 from lipsync_api.engine.media import (
@@ -83,7 +84,7 @@ def _fetch_and_probe(
 ) -> _Inputs:
     with stages("fetch"):
 
-        def fetch(source):
+        def fetch(source: str) -> Path:
             return fetch_input(source, work_dir, config.fetch, allow_local=request.allow_local_files)
 
         video_path = fetch(request.video)
@@ -114,7 +115,7 @@ def _analyse(
 
 def _soundtracks(
     request: GenerationRequest, inputs: _Inputs, plan: FramePlan
-) -> tuple[np.ndarray, np.ndarray, int, int]:
+) -> tuple[Floats, Floats, int, int]:
     """(output track, 16 kHz mono analysis track, output rate, output channels)."""
     formats = [output_audio_format(info.audio) for info in inputs.audio.values() if info.audio is not None]
     rate, channels = max(f[0] for f in formats), max(f[1] for f in formats)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
 
 from lipsync_api.engine import landmarks as lm
+from lipsync_api.engine.arrays import Bools, Floats, Image, Ints
 from lipsync_api.engine.closed_lips import paint_closed_lips
 from lipsync_api.engine.mouth_interior import draw_interior, rigid_interior, sample_shades
 from lipsync_api.engine.mouth_shape import MouthPose, mouth_pose
@@ -19,7 +21,7 @@ CLOSED_BELOW, OPEN_ABOVE = 0.02, 0.1  # openings between these fade the painted 
 REAL_TEETH_GAP = 0.1  # a source gap of this share of the mouth width shows its own teeth
 
 
-def _ring_strip(first_ring: int) -> np.ndarray:
+def _ring_strip(first_ring: int) -> Ints:
     """Triangles joining the jaw line to the fixed ring just outside it."""
     tris = []
     for k in range(len(lm.JAW_LINE) - 1):
@@ -29,7 +31,7 @@ def _ring_strip(first_ring: int) -> np.ndarray:
     return np.array(tris, dtype=np.int32)
 
 
-def _mouth_fan(centre: int) -> np.ndarray:
+def _mouth_fan(centre: int) -> Ints:
     """Triangles filling the inner-lip hole from its centre point."""
     ring = list(lm.UPPER_INNER) + list(reversed(lm.LOWER_INNER[1:-1]))
     return np.array([(centre, ring[k], ring[(k + 1) % len(ring)]) for k in range(len(ring))], dtype=np.int32)
@@ -39,13 +41,13 @@ def _mouth_fan(centre: int) -> np.ndarray:
 class _Job:
     """One frame's re-render: the source landmarks, the pose it gets, and how the mouth is drawn."""
 
-    points: np.ndarray  # tracked landmarks (468, 2)
+    points: Floats  # tracked landmarks (468, 2)
     pose: MouthPose
     closed: float  # weight of the painted closed lips
     teeth: float  # weight of synthetic teeth (none where the source showed its own)
 
     @property
-    def target(self) -> np.ndarray:
+    def target(self) -> Floats:
         return self.pose.target[: len(self.points)]
 
 
@@ -60,7 +62,7 @@ class MouthRenderer:
         self.fixed_triangles = _ring_strip(first_ring)
         self.fan = _mouth_fan(self.centre_index)
 
-    def render(self, frame: np.ndarray, points: np.ndarray, opening: float, spread: float) -> np.ndarray:
+    def render(self, frame: Image, points: Floats, opening: float, spread: float) -> Image:
         """A copy of ``frame`` whose mouth shows ``opening`` (gap/width) and ``spread``."""
         pose = mouth_pose(points, opening, spread)
         top, bottom = lm.INNER_LIP_MID
@@ -83,9 +85,7 @@ class MouthRenderer:
         synthetic = self._map_interior(warp, hole, job)
         return self._compose(frame, warp, hole, synthetic, job)
 
-    def _roi(
-        self, source: np.ndarray, target: np.ndarray, triangles: np.ndarray
-    ) -> tuple[int, int, int, int] | None:
+    def _roi(self, source: Floats, target: Floats, triangles: Ints) -> tuple[int, int, int, int] | None:
         used = np.zeros(len(source), dtype=bool)
         used[triangles.ravel()] = True
         both = np.vstack([source[used], target[used]])
@@ -96,7 +96,7 @@ class MouthRenderer:
         return (int(x0), int(y0), int(x1), int(y1)) if x1 - x0 >= 4 and y1 - y0 >= 4 else None
 
     @staticmethod
-    def _map_interior(warp: WarpMap, hole: np.ndarray, job: _Job) -> np.ndarray:
+    def _map_interior(warp: WarpMap, hole: Bools, job: _Job) -> Floats:
         """Point the opened mouth's pixels at the source's real interior; returns where it must be drawn."""
         x0, y0 = warp.origin
         hy, hx = np.nonzero(hole)
@@ -108,9 +108,7 @@ class MouthRenderer:
             synthetic[hy, hx] = 1.0 - real
         return synthetic
 
-    def _compose(
-        self, frame: np.ndarray, warp: WarpMap, hole: np.ndarray, synthetic: np.ndarray, job: _Job
-    ) -> np.ndarray:
+    def _compose(self, frame: Image, warp: WarpMap, hole: Bools, synthetic: Floats, job: _Job) -> Image:
         w, h = self.width, self.height
         out = frame.copy()
         y_plane, chroma = out[:h], out[h:].reshape(2, h // 2, w // 2)
@@ -134,7 +132,7 @@ class MouthRenderer:
         return out
 
 
-def _shift_alpha(warp: WarpMap) -> np.ndarray:
+def _shift_alpha(warp: WarpMap) -> Floats:
     """Blend weight per ROI pixel: pixels the warp moves are replaced; still ones keep the source."""
     x0, y0 = warp.origin
     rows, cols = warp.map_x.shape
@@ -143,12 +141,10 @@ def _shift_alpha(warp: WarpMap) -> np.ndarray:
     return np.minimum(cv2.magnitude(dx, dy) * (1.0 / FULL_BLEND_SHIFT), 1.0)
 
 
-def _fill_hole(
-    planes: list[np.ndarray], warp: WarpMap, synthetic: np.ndarray, src_y: np.ndarray, job: _Job
-) -> np.ndarray:
+def _fill_hole(planes: list[Floats], warp: WarpMap, synthetic: Floats, src_y: Image, job: _Job) -> Floats:
     """Paint the synthetic interior where the mouth opened past the source's; returns its coverage."""
     x0, y0 = warp.origin
-    coverage = cv2.blur(synthetic, (3, 3))  # a one-pixel feather where lips meet the cavity
+    coverage = cast(Floats, cv2.blur(synthetic, (3, 3)))  # a one-pixel feather where lips meet the cavity
     hy, hx = np.nonzero(coverage > 0)
     xs, ys = (hx + x0).astype(np.float32), (hy + y0).astype(np.float32)
     shades = sample_shades(src_y, job.points)
@@ -165,7 +161,7 @@ def _fill_hole(
     return coverage
 
 
-def _blend(region: np.ndarray, warped: np.ndarray, alpha: np.ndarray) -> None:
+def _blend(region: Image, warped: Floats, alpha: Floats) -> None:
     """Blend the warped values into a uint8 frame region in place."""
     base = region.astype(np.float32)
     region[...] = np.clip(base + (warped - base) * alpha + 0.5, 0, 255).astype(np.uint8)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 
+from lipsync_api.engine.arrays import Floats
 from lipsync_api.engine.timeline import AudioClip
 
 
 def assemble(
-    clips: Sequence[AudioClip], sources: Mapping[str, np.ndarray], rate: int, channels: int, duration: float
-) -> np.ndarray:
+    clips: Sequence[AudioClip], sources: Mapping[str, Floats], rate: int, channels: int, duration: float
+) -> Floats:
     """A (channels, samples) float32 track of ``duration`` seconds: each clip placed, silence between."""
     total = round(duration * rate)
     track = np.zeros((channels, total), dtype=np.float32)
@@ -28,16 +30,16 @@ def assemble(
     return track
 
 
-def _with_channels(samples: np.ndarray, channels: int) -> np.ndarray:
+def _with_channels(samples: Floats, channels: int) -> Floats:
     """Mix down or duplicate so the samples have ``channels`` rows."""
     if samples.shape[0] == channels:
         return samples
     if channels == 1:
-        return samples.mean(axis=0, keepdims=True)
+        return cast(Floats, samples.mean(axis=0, keepdims=True))  # float32 stays float32
     return np.repeat(samples[:1], channels, axis=0)
 
 
-def frame_chunks(track: np.ndarray, rate: int, fps: float, frame_count: int) -> list[tuple[int, int]]:
+def frame_chunks(track: Floats, rate: int, fps: float, frame_count: int) -> list[tuple[int, int]]:
     """Sample ranges of the track that belong to each output frame (contiguous, covering all of it)."""
     edges = [round(i * rate / fps) for i in range(frame_count)] + [track.shape[1]]
     return list(itertools.pairwise(edges))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import numpy as np
+
+from lipsync_api.engine.arrays import Doubles, Floats
 
 ANALYSIS_RATE = 16_000
 HOP_SECONDS = 0.01  # features at 100 Hz, finer than any frame rate, so smoothing happens in real time units
@@ -22,21 +25,21 @@ MAX_OPENING = 0.42  # inner-lip gap over mouth width at full opening and tempera
 class SpeechFeatures:
     """Frame-level acoustic features at ``HOP_SECONDS`` steps."""
 
-    level_db: np.ndarray  # RMS level, dBFS
-    low_centroid: np.ndarray  # spectral centroid within 250-1000 Hz (tracks F1: jaw opening)
-    mid_centroid: np.ndarray  # spectral centroid within 900-3000 Hz (tracks F2: spread vs round)
-    hiss: np.ndarray  # share of energy above 3.5 kHz (fricatives: teeth nearly closed)
+    level_db: Floats  # RMS level, dBFS
+    low_centroid: Doubles  # spectral centroid within 250-1000 Hz (tracks F1: jaw opening)
+    mid_centroid: Doubles  # spectral centroid within 900-3000 Hz (tracks F2: spread vs round)
+    hiss: Doubles  # share of energy above 3.5 kHz (fricatives: teeth nearly closed)
 
 
 @dataclass(frozen=True)
 class MouthTargets:
     """Per output frame: opening as inner-lip gap over mouth width, and spread in [-1 round, 1 wide]."""
 
-    opening: np.ndarray
-    spread: np.ndarray
+    opening: Floats
+    spread: Floats
 
 
-def _frames(audio: np.ndarray) -> np.ndarray:
+def _frames(audio: Floats) -> Floats:
     hop = round(ANALYSIS_RATE * HOP_SECONDS)
     count = max(1, int(np.ceil(len(audio) / hop)))
     padded = np.pad(audio.astype(np.float32), (WINDOW // 2, WINDOW // 2 + count * hop))
@@ -44,7 +47,7 @@ def _frames(audio: np.ndarray) -> np.ndarray:
     return padded[index]
 
 
-def _band_centroid(power: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def _band_centroid(power: Doubles, freqs: Doubles, lo: float, hi: float) -> Doubles:
     band = (freqs >= lo) & (freqs < hi)
     weights = power[:, band]
     total = weights.sum(axis=1)
@@ -52,11 +55,12 @@ def _band_centroid(power: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -
     return np.where(total > 1e-12, centroid, (lo + hi) / 2)
 
 
-def speech_features(audio: np.ndarray) -> SpeechFeatures:
+def speech_features(audio: Floats) -> SpeechFeatures:
     """Acoustic features of mono 16 kHz float audio, one row per ``HOP_SECONDS``."""
     frames = _frames(audio)
     rms = np.sqrt(np.mean(frames**2, axis=1))
-    power = np.abs(np.fft.rfft(frames * np.hanning(WINDOW).astype(np.float32), axis=1)) ** 2
+    # numpy's stubs type |complex| ** 2 as an integer array; it is float64
+    power = cast(Doubles, np.abs(np.fft.rfft(frames * np.hanning(WINDOW).astype(np.float32), axis=1)) ** 2)
     freqs = np.fft.rfftfreq(WINDOW, 1 / ANALYSIS_RATE)
     total = np.maximum(power[:, freqs >= 80].sum(axis=1), 1e-12)
     return SpeechFeatures(
@@ -67,27 +71,27 @@ def speech_features(audio: np.ndarray) -> SpeechFeatures:
     )
 
 
-def loud_level_db(level_db: np.ndarray) -> float:
+def loud_level_db(level_db: Floats) -> float:
     """The speech's loud level: a high percentile of the frames that are not silence."""
     voiced = level_db[level_db > SILENCE_FLOOR_DB]
     return float(np.percentile(voiced, 95)) if voiced.size else SILENCE_FLOOR_DB + DYNAMIC_RANGE_DB
 
 
-def raw_opening(features: SpeechFeatures, loud_db: float) -> np.ndarray:
+def raw_opening(features: SpeechFeatures, loud_db: float) -> Doubles:
     """Unsmoothed opening in [0, 1]: loudness shaped by vowel height, narrowed for fricatives."""
     floor = max(SILENCE_FLOOR_DB, loud_db - DYNAMIC_RANGE_DB)
     loudness = np.clip((features.level_db - floor) / (loud_db - 4.0 - floor), 0.0, 1.0)
     vowel_height = np.clip((features.low_centroid - 350.0) / 400.0, 0.0, 1.0)
     fricative = np.clip((features.hiss - 0.35) / 0.3, 0.0, 1.0)
-    return loudness * (0.6 + 0.4 * vowel_height) * (1.0 - 0.55 * fricative)
+    return cast(Doubles, loudness * (0.6 + 0.4 * vowel_height) * (1.0 - 0.55 * fricative))
 
 
-def raw_spread(features: SpeechFeatures) -> np.ndarray:
+def raw_spread(features: SpeechFeatures) -> Doubles:
     """Unsmoothed spread in [-1, 1]: high second formant spreads the lips, low rounds them."""
     return np.clip((features.mid_centroid - 1600.0) / 600.0, -1.0, 1.0)
 
 
-def attack_release(signal: np.ndarray, attack_s: float, release_s: float, step_s: float) -> np.ndarray:
+def attack_release(signal: Doubles, attack_s: float, release_s: float, step_s: float) -> Doubles:
     """One-pole smoothing that rises with the attack time constant and falls with the release one."""
     rise = 1.0 - np.exp(-step_s / attack_s)
     fall = 1.0 - np.exp(-step_s / release_s)
@@ -99,19 +103,17 @@ def attack_release(signal: np.ndarray, attack_s: float, release_s: float, step_s
     return out
 
 
-def _per_frame(signal: np.ndarray, fps: Fraction, frame_count: int) -> np.ndarray:
+def _per_frame(signal: Doubles, fps: Fraction, frame_count: int) -> Floats:
     """Average the 100 Hz signal over each output frame's time span (shifted by the anticipation)."""
     times = np.arange(frame_count + 1) / float(fps) + ANTICIPATION_SECONDS
     edges = np.clip(np.round(times / HOP_SECONDS).astype(int), 0, len(signal))
     low = edges[:-1]
     high = np.clip(np.maximum(edges[1:], low + 1), 0, len(signal))
     sums = np.concatenate([[0.0], np.cumsum(signal)])
-    return ((sums[high] - sums[low]) / np.maximum(high - low, 1)).astype(np.float32)
+    return cast(Floats, ((sums[high] - sums[low]) / np.maximum(high - low, 1)).astype(np.float32))
 
 
-def mouth_targets(
-    audio: np.ndarray, fps: Fraction, frame_count: int, temperature: float = 0.5
-) -> MouthTargets:
+def mouth_targets(audio: Floats, fps: Fraction, frame_count: int, temperature: float = 0.5) -> MouthTargets:
     """Mouth targets for each output frame of a soundtrack (mono, 16 kHz, starting at frame 0)."""
     features = speech_features(audio)
     gain = 0.5 + float(np.clip(temperature, 0.0, 1.0))

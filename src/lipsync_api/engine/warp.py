@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
+
+from lipsync_api.engine.arrays import AnyArray, Floats, Ints
 
 SUBPIXEL_BITS = 4
 
@@ -15,12 +18,12 @@ class WarpMap:
     """For each pixel of an ROI: where to sample the source, and which triangle it fell in (-1: none)."""
 
     origin: tuple[int, int]  # x0, y0 of the ROI in the frame
-    map_x: np.ndarray
-    map_y: np.ndarray
-    triangle: np.ndarray
+    map_x: Floats
+    map_y: Floats
+    triangle: Ints
 
 
-def affine_per_triangle(source: np.ndarray, target: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+def affine_per_triangle(source: Floats, target: Floats, triangles: Ints) -> Floats:
     """(k, 6) coefficients (ax, bx, cx, ay, by, cy): source = (ax*x + bx*y + cx, ay*x + by*y + cy)."""
     t = target[triangles].astype(np.float64)
     s = source[triangles].astype(np.float64)
@@ -38,12 +41,10 @@ def affine_per_triangle(source: np.ndarray, target: np.ndarray, triangles: np.nd
     ax, ay = coeffs[0].T
     bx, by = coeffs[1].T
     cx, cy = coeffs[2].T
-    return np.stack([ax, bx, cx, ay, by, cy], axis=1).astype(np.float32)
+    return cast(Floats, np.stack([ax, bx, cx, ay, by, cy], axis=1).astype(np.float32))
 
 
-def rasterize(
-    target: np.ndarray, triangles: np.ndarray, origin: tuple[int, int], shape: tuple[int, int]
-) -> np.ndarray:
+def rasterize(target: Floats, triangles: Ints, origin: tuple[int, int], shape: tuple[int, int]) -> Ints:
     """Label each ROI pixel with the index of the last triangle covering it, -1 where none does."""
     labels = np.zeros(shape, dtype=np.int32)
     scale = 1 << SUBPIXEL_BITS
@@ -51,13 +52,13 @@ def rasterize(
     edges_a, edges_b = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
     area2 = edges_a[:, 0].astype(np.int64) * edges_b[:, 1] - edges_a[:, 1].astype(np.int64) * edges_b[:, 0]
     for index in np.flatnonzero(area2 != 0):  # a zero-area triangle would still be drawn as a line
-        cv2.fillConvexPoly(labels, corners[index], int(index) + 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+        cv2.fillConvexPoly(  # type: ignore[call-overload]  # cv2 stubs: a plain number is a valid Scalar
+            labels, corners[index], int(index) + 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS
+        )
     return labels - 1
 
 
-def backward_map(
-    source: np.ndarray, target: np.ndarray, triangles: np.ndarray, roi: tuple[int, int, int, int]
-) -> WarpMap:
+def backward_map(source: Floats, target: Floats, triangles: Ints, roi: tuple[int, int, int, int]) -> WarpMap:
     """Source positions for every pixel of ``roi`` covered by the target triangles (identity elsewhere)."""
     x0, y0, x1, y1 = roi
     labels = rasterize(target, triangles, (x0, y0), (y1 - y0, x1 - x0))
@@ -73,7 +74,7 @@ def backward_map(
     return WarpMap((x0, y0), map_x, map_y, labels)
 
 
-def remap_plane(plane: np.ndarray, warp: WarpMap, factor: int = 1) -> np.ndarray:
+def remap_plane(plane: AnyArray, warp: WarpMap, factor: int = 1) -> AnyArray:
     """Sample a (possibly subsampled by ``factor``) plane through the map; returns the warped ROI."""
     if factor == 1:
         return cv2.remap(plane, warp.map_x, warp.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -83,7 +84,8 @@ def remap_plane(plane: np.ndarray, warp: WarpMap, factor: int = 1) -> np.ndarray
     return cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _block_mean(values: np.ndarray, factor: int) -> np.ndarray:
+def _block_mean(values: Floats, factor: int) -> Floats:
     """Mean of each factor x factor block (area interpolation is exactly that, and fast)."""
     rows, cols = values.shape[0] // factor, values.shape[1] // factor
-    return cv2.resize(values[: rows * factor, : cols * factor], (cols, rows), interpolation=cv2.INTER_AREA)
+    block = values[: rows * factor, : cols * factor]
+    return cast(Floats, cv2.resize(block, (cols, rows), interpolation=cv2.INTER_AREA))
