@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
+import cv2
 import numpy as np
 
 from lipsync_api.engine.analysis import VideoAnalysis
@@ -20,6 +22,30 @@ from lipsync_api.engine.timeline import FramePlan
 
 Progress = Callable[[str, int, int], None]
 ENCODE_QUEUE = 3  # frames waiting for the encoder thread: enough to overlap, little memory
+FADE_FRAMES = 3  # the new mouth fades in and out over this many frames where it starts or stops
+
+
+def mouth_weights(animated: Sequence[bool], fade: int = FADE_FRAMES) -> Floats:
+    """How much of each frame is the re-rendered mouth: 0 where it is not animated, ramping up to 1
+    over ``fade`` frames next to such a frame (segment edges, frames without a face), so it never pops."""
+    flags = np.asarray(animated, dtype=bool)
+    weights = np.zeros(len(flags), dtype=np.float32)
+    if not flags.any():
+        return weights
+    still = np.flatnonzero(~flags)
+    if still.size == 0:
+        weights[:] = 1.0
+        return weights
+    index = np.arange(len(flags))
+    after = np.searchsorted(still, index)
+    before_gap = index - still[np.clip(after - 1, 0, len(still) - 1)]
+    after_gap = still[np.clip(after, 0, len(still) - 1)] - index
+    before_gap = np.where(after > 0, before_gap, len(flags))
+    after_gap = np.where(after < len(still), after_gap, len(flags))
+    distance = np.minimum(before_gap, after_gap)  # frames to the nearest frame that is not animated
+    weights[:] = np.clip(distance / (fade + 1), 0.0, 1.0)
+    weights[~flags] = 0.0
+    return weights
 
 
 def write_output(
@@ -37,6 +63,8 @@ def write_output(
     """Encode every planned frame, the mouth re-rendered where driven and a face shows; returns how many."""
     renderer = MouthRenderer(analysis.width, analysis.height)
     chunks = frame_chunks(track, rate, float(plan.fps), plan.frame_count)
+    face = np.isfinite(analysis.landmarks[:, 0, 0])
+    weights = mouth_weights([step.driven and bool(face[step.source_frame]) for step in plan.frames])
     animated = 0
     writer = Mp4Writer(
         output_path,
@@ -59,9 +87,15 @@ def write_output(
             for index, step in enumerate(plan.frames):
                 frame = frames.get(step.source_frame)
                 points = analysis.landmarks[step.source_frame]
-                if step.driven and np.isfinite(points[0, 0]):
+                weight = float(weights[index])
+                if weight > 0:
                     opening, spread = float(targets.opening[index]), float(targets.spread[index])
-                    frame = renderer.render(frame, points, opening, spread)
+                    rendered = renderer.render(frame, points, opening, spread)
+                    frame = (
+                        rendered
+                        if weight >= 1
+                        else cast(Image, cv2.addWeighted(frame, 1 - weight, rendered, weight, 0))
+                    )
                     animated += 1
                 start, stop = chunks[index]
                 encoder.put((frame, track[:, start:stop]))
