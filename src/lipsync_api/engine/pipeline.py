@@ -29,7 +29,7 @@ from lipsync_api.engine.request import EngineConfig, GenerationRequest
 from lipsync_api.engine.soundtrack import assemble
 from lipsync_api.engine.speech import ANALYSIS_RATE, mouth_targets
 from lipsync_api.engine.timeline import ORIGINAL, FramePlan, VideoTiming, plan_timeline
-from lipsync_api.errors import ErrorCode, GenerationError
+from lipsync_api.errors import ErrorCode, GenerationError, LipsyncError
 
 MAIN = "main"
 Progress = Callable[[str, int, int], None]  # stage, done, total
@@ -55,6 +55,7 @@ class RenderResult:
 class _Inputs:
     video_path: Path
     video: MediaInfo
+    stream: VideoStreamInfo  # the video's picture stream, within the limits
     audio_paths: dict[str, Path]
     audio: dict[str, MediaInfo]
 
@@ -91,11 +92,11 @@ def _fetch_and_probe(
         audio_paths = {_audio_key(request, i): fetch(a.source) for i, a in enumerate(request.audios)}
     with stages("probe"):
         video = probe(video_path, config.max_fps)
-        check_video_limits(video, config)
+        stream = check_video_limits(video, config)
         audio = {key: probe(path, config.max_fps) for key, path in audio_paths.items()}
         for info in audio.values():
             check_audio_limits(info, config)
-    return _Inputs(video_path, video, audio_paths, audio)
+    return _Inputs(video_path, video, stream, audio_paths, audio)
 
 
 def _analyse(
@@ -105,8 +106,7 @@ def _analyse(
     cache: AnalysisCache | None,
     progress: Progress | None,
 ) -> tuple[VideoAnalysis, bool]:
-    info = inputs.video.video
-    assert info is not None  # check_video_limits guarantees it
+    info = inputs.stream
     report = (lambda done, total: progress("analyse", done, total)) if progress else None
     if cache is not None and cache.fits(info):
         return cache.get_or_build(inputs.video_path, info, request.speaker, report)
@@ -130,12 +130,16 @@ def _soundtracks(
     return track, mono, rate, channels
 
 
-def _plan(request: GenerationRequest, inputs: _Inputs, video: VideoStreamInfo) -> FramePlan:
+def _plan(request: GenerationRequest, inputs: _Inputs) -> FramePlan:
     durations = {key: info.audio.duration for key, info in inputs.audio.items() if info.audio is not None}
     if request.segments and inputs.video.audio is not None:
         durations[ORIGINAL] = inputs.video.audio.duration
     return plan_timeline(
-        VideoTiming(video.frame_count, video.fps), durations, request.sync_mode, request.segments, MAIN
+        VideoTiming(inputs.stream.frame_count, inputs.stream.fps),
+        durations,
+        request.sync_mode,
+        request.segments,
+        MAIN,
     )
 
 
@@ -147,15 +151,33 @@ def render(
     cache: AnalysisCache | None = None,
     progress: Progress | None = None,
 ) -> RenderResult:
-    """Make the lip-synced mp4 for ``request`` in ``work_dir``; raises GenerationError on bad input."""
+    """Make the lip-synced mp4 for ``request`` in ``work_dir``.
+
+    Bad input raises GenerationError with its error code; anything unexpected is raised as
+    ``generation_pipeline_failed`` with the original exception chained as its cause.
+    """
+    try:
+        return _render(request, work_dir, config, cache, progress)
+    except LipsyncError:
+        raise
+    except Exception as error:
+        message = f"the generation pipeline failed: {type(error).__name__}: {error}"
+        raise GenerationError(ErrorCode.PIPELINE_FAILED, message) from error
+
+
+def _render(
+    request: GenerationRequest,
+    work_dir: Path,
+    config: EngineConfig,
+    cache: AnalysisCache | None,
+    progress: Progress | None,
+) -> RenderResult:
     work_dir.mkdir(parents=True, exist_ok=True)
     output_path = work_dir / request.output_name()
     stages = _Stages()
     inputs = _fetch_and_probe(request, work_dir, config, stages)
-    video = inputs.video.video
-    assert video is not None  # check_video_limits guarantees it
     with stages("audio"):
-        plan = _plan(request, inputs, video)  # before the analysis: bad segments fail fast
+        plan = _plan(request, inputs)  # before the analysis: bad segments fail fast
         track, mono, rate, channels = _soundtracks(request, inputs, plan)
         targets = mouth_targets(mono, plan.fps, plan.frame_count, request.temperature)
     with stages("analyse"):
@@ -166,7 +188,7 @@ def render(
         )
     with stages("render"):
         order = [step.source_frame for step in plan.frames]
-        frames = open_frames(inputs.video_path, video, order, work_dir / "frames")
+        frames = open_frames(inputs.video_path, inputs.stream, order, work_dir / "frames")
         try:
             face_frames = write_output(
                 output_path, plan, analysis, frames, track, rate, channels, targets, config, progress

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from lipsync_api.errors import InvalidRequestError
+
 OUTPUT_FILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
@@ -66,7 +68,7 @@ class GenerationRequest:
         """The output file's name: ``outputFileName`` (or ``default``) with ``.mp4`` appended."""
         stem = self.output_file_name or default
         if not OUTPUT_FILE_NAME.fullmatch(stem):
-            raise ValueError(f"outputFileName {stem!r} must match [A-Za-z0-9_-]{{1,255}}")
+            raise InvalidRequestError(f"outputFileName {stem!r} must match [A-Za-z0-9_-]{{1,255}}")
         return f"{stem}.mp4"
 
 
