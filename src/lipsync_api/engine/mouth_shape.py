@@ -90,36 +90,30 @@ def _local(points: Floats, axes: FaceAxes) -> tuple[Floats, Floats]:
     return _project(rel, axes.right) / (axes.mouth_width / 2), _project(rel, axes.down) / axes.chin_depth
 
 
-def _lip_moves(
-    points: Floats, axes: FaceAxes, opening: float, spread: float
-) -> tuple[dict[int, Floats], float]:
-    """Displacements of the lip contours, and the drop of the lower lip at the centre."""
-    moves: dict[int, Floats] = {}
-    overlap = CLOSED_OVERLAP * axes.mouth_width * float(1.0 - _smoothstep(0.0, 0.06, np.array(opening)))
-    widen = axes.mouth_width * (
-        0.05 * spread - 0.08 * opening
-    )  # wide vowels pull corners out; big openings in
-    centre_drop = 0.0
-    for j, (up, low) in enumerate(zip(lm.UPPER_INNER, lm.LOWER_INNER, strict=True)):
-        lateral = float(axes.lateral((points[up] + points[low]) / 2)) / (axes.mouth_width / 2)
-        side = np.clip(lateral, -1.0, 1.0) * widen / 2 * axes.right
-        if j in (0, len(lm.UPPER_INNER) - 1):  # the corners: they only widen or narrow, and sag a little
-            moves[up] = side + axes.down * 0.15 * opening * axes.mouth_width
-            continue
-        source_gap = float(_project(points[low] - points[up], axes.down))
-        target_gap = opening * axes.mouth_width * float(gap_profile(np.array(lateral / 1.15))) - overlap
-        change = target_gap - source_gap
-        moves[up] = side - axes.down * (1 - LOWER_LIP_SHARE) * change
-        moves[low] = side + axes.down * LOWER_LIP_SHARE * change
-        if low == lm.INNER_LIP_MID[1]:
-            centre_drop = LOWER_LIP_SHARE * change
-    for outer, inner in zip(lm.UPPER_OUTER, lm.UPPER_INNER, strict=True):
-        moves[outer] = moves[inner] * 0.7
-    for outer, inner in zip(lm.LOWER_OUTER[1:-1], lm.LOWER_INNER[1:-1], strict=True):
-        moves[outer] = moves[inner] * 0.95
-    moves[lm.LOWER_OUTER[0]] = moves[lm.LOWER_INNER[0]]
-    moves[lm.LOWER_OUTER[-1]] = moves[lm.LOWER_INNER[-1]]
-    return moves, centre_drop
+_UPPER_INNER, _LOWER_INNER = np.array(lm.UPPER_INNER), np.array(lm.LOWER_INNER)
+_UPPER_OUTER, _LOWER_OUTER = np.array(lm.UPPER_OUTER), np.array(lm.LOWER_OUTER)
+_CENTRE_PAIR = lm.LOWER_INNER.index(lm.INNER_LIP_MID[1])
+
+
+def _lip_moves(points: Floats, axes: FaceAxes, opening: float, spread: float, out: Floats) -> float:
+    """Write the lip contours' displacements into ``out``; returns the lower lip's drop at the centre."""
+    width = axes.mouth_width
+    overlap = CLOSED_OVERLAP * width * float(1.0 - _smoothstep(0.0, 0.06, np.array(opening)))
+    widen = width * (0.05 * spread - 0.08 * opening)  # wide vowels pull corners out; big openings in
+    lateral = axes.lateral((points[_UPPER_INNER] + points[_LOWER_INNER]) / 2) / (width / 2)
+    side = (np.clip(lateral, -1.0, 1.0) * widen / 2)[:, None] * axes.right
+    source_gap = _project(points[_LOWER_INNER] - points[_UPPER_INNER], axes.down)
+    target_gap = opening * width * gap_profile(lateral / 1.15) - overlap
+    change = (target_gap - source_gap)[:, None]
+    upper = side - axes.down * (1 - LOWER_LIP_SHARE) * change
+    lower = side + axes.down * LOWER_LIP_SHARE * change
+    # The corners (shared by both contours) only widen or narrow, and sag a little.
+    upper[[0, -1]] = lower[[0, -1]] = side[[0, -1]] + axes.down * 0.15 * opening * width
+    out[_UPPER_INNER], out[_LOWER_INNER] = upper, lower
+    out[_UPPER_OUTER] = upper * 0.7
+    out[_LOWER_OUTER] = lower * 0.95
+    out[_LOWER_OUTER[[0, -1]]] = lower[[0, -1]]  # the outer corners move with the inner ones
+    return float(LOWER_LIP_SHARE * change[_CENTRE_PAIR, 0])
 
 
 def _jaw_moves(points: Floats, axes: FaceAxes, drop: float) -> Floats:
@@ -156,11 +150,9 @@ def mouth_pose(points: Floats, opening: float, spread: float) -> MouthPose:
     """Source and target geometry for one frame."""
     axes = face_axes(points)
     displacement = np.zeros_like(points)
-    moves, drop = _lip_moves(points, axes, opening, spread)
+    drop = _lip_moves(points, axes, opening, spread, displacement)
     _, others = _lip_indices()
     displacement[others] = _jaw_moves(points, axes, drop)
-    for index, move in moves.items():
-        displacement[index] = move
     ring = _ring(points)
     source = np.concatenate([_inset_inner_lips(points), ring]).astype(np.float32)
     target = np.concatenate([points + displacement, ring]).astype(np.float32)
