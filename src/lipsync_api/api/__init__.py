@@ -1,0 +1,1 @@
+"""The HTTP API: wire schemas and (later) the app, its routers and error mapping."""
