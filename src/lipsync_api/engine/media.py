@@ -248,12 +248,7 @@ def check_video_limits(info: MediaInfo, config: EngineConfig) -> VideoStreamInfo
             " (in either orientation)",
             rejected=True,
         )
-    if video.duration > config.max_video_seconds:
-        raise GenerationError(
-            ErrorCode.VIDEO_LENGTH_EXCEEDED,
-            f"video is {video.duration:.2f} s long; the limit is {config.max_video_seconds:g} s",
-            rejected=True,
-        )
+    _check_length("video", video.duration, config.max_video_seconds, ErrorCode.VIDEO_LENGTH_EXCEEDED)
     return video
 
 
@@ -262,13 +257,16 @@ def check_audio_limits(info: MediaInfo, config: EngineConfig) -> AudioStreamInfo
     audio = info.audio
     if audio is None:
         raise audio_missing("audio input has no audio stream")
-    if audio.duration > config.max_audio_seconds:
-        raise GenerationError(
-            ErrorCode.AUDIO_LENGTH_EXCEEDED,
-            f"audio is {audio.duration:.2f} s long; the limit is {config.max_audio_seconds:g} s",
-            rejected=True,
-        )
+    _check_length("audio", audio.duration, config.max_audio_seconds, ErrorCode.AUDIO_LENGTH_EXCEEDED)
     return audio
+
+
+def _check_length(kind: str, seconds: float, limit: float, code: ErrorCode) -> None:
+    """Reject (REJECTED, ``code``) an input longer than its limit, naming both lengths."""
+    if seconds > limit:
+        raise GenerationError(
+            code, f"{kind} is {seconds:.2f} s long; the limit is {limit:g} s", rejected=True
+        )
 
 
 def output_audio_format(info: AudioStreamInfo) -> tuple[int, int]:
