@@ -1,0 +1,75 @@
+"""Retention on a real folder: only objects older than the cutoff (by mtime) are deleted."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lipsync_api.storage.local import LocalStorage
+from lipsync_api.storage.retention import delete_older_than, retention_cutoff
+
+NOW = 1_700_000_000.0
+DAY = 86_400.0
+
+
+async def _put_aged(storage: LocalStorage, key: str, age_seconds: float) -> None:
+    """Store an object and backdate its mtime."""
+    await storage.put_bytes(key, key.encode())
+    os.utime(storage.root / key, (NOW - age_seconds, NOW - age_seconds))
+
+
+@pytest.mark.asyncio
+async def test_deletes_only_objects_older_than_the_cutoff(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    await _put_aged(storage, "outputs/org_1/gen_old/clip.mp4", 3 * DAY)
+    await _put_aged(storage, "results/batch_old.jsonl", 2 * DAY)
+    await _put_aged(storage, "outputs/org_1/gen_new/clip.mp4", 0.5 * DAY)
+    await _put_aged(storage, "outputs/org_2/gen_edge/clip.mp4", DAY)  # exactly at the cutoff: kept
+    deleted = await delete_older_than(storage, retention_cutoff(NOW, DAY))
+    assert deleted == ["outputs/org_1/gen_old/clip.mp4", "results/batch_old.jsonl"]
+    assert not await storage.exists("outputs/org_1/gen_old/clip.mp4")
+    assert not (tmp_path / "outputs/org_1/gen_old").exists()
+    assert not (tmp_path / "results").exists()
+    assert await storage.exists("outputs/org_1/gen_new/clip.mp4")
+    assert await storage.exists("outputs/org_2/gen_edge/clip.mp4")
+
+
+@pytest.mark.asyncio
+async def test_prefix_limits_the_sweep(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    await _put_aged(storage, "outputs/org_1/gen/clip.mp4", 3 * DAY)
+    await _put_aged(storage, "results/batch.jsonl", 3 * DAY)
+    assert await delete_older_than(storage, NOW - DAY, prefix="outputs") == ["outputs/org_1/gen/clip.mp4"]
+    assert await storage.exists("results/batch.jsonl")
+    assert await delete_older_than(storage, NOW - DAY, prefix="nothing_here") == []
+
+
+@pytest.mark.asyncio
+async def test_temp_files_and_symlinks_are_never_listed(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "data")
+    await _put_aged(storage, "outputs/a.mp4", 3 * DAY)
+    temp = storage.root / "outputs" / ".b.mp4.x1y2.tmp"
+    temp.write_bytes(b"half")
+    os.utime(temp, (NOW - 3 * DAY, NOW - 3 * DAY))
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"keep me")
+    os.utime(outside, (NOW - 3 * DAY, NOW - 3 * DAY))
+    (storage.root / "outputs" / "link.txt").symlink_to(outside)
+    assert await storage.list_older_than(NOW - DAY) == ["outputs/a.mp4"]
+    assert await delete_older_than(storage, NOW - DAY) == ["outputs/a.mp4"]
+    assert outside.read_bytes() == b"keep me"
+
+
+@pytest.mark.asyncio
+async def test_prefix_must_be_a_valid_key(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    with pytest.raises(ValueError):
+        await delete_older_than(storage, NOW, prefix="../")
+
+
+def test_cutoff_refuses_a_non_positive_window() -> None:
+    assert retention_cutoff(NOW, DAY) == NOW - DAY
+    with pytest.raises(ValueError):
+        retention_cutoff(NOW, 0)
