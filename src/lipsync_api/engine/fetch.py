@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import anyio.to_thread
 import httpcore
 import httpx
 
@@ -104,12 +105,7 @@ class GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        addresses = self._resolve(host, port)
-        if self._guard:
-            # One bad answer refuses the host: a mixed answer is a rebinding attempt, not bad luck.
-            for address in addresses:
-                if is_blocked_address(address):
-                    raise BlockedAddressError(host, address)
+        addresses = _checked(host, self._resolve(host, port), guard=self._guard)
         last_error: Exception | None = None
         for address in addresses:
             try:
@@ -124,9 +120,52 @@ class GuardedBackend(httpcore.NetworkBackend):
             addresses = self._resolver(host, port)
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve host {host}: {exc}") from exc
-        if not addresses:
-            raise httpcore.ConnectError(f"cannot resolve host {host}: no addresses")
         return addresses
+
+
+def _checked(host: str, addresses: list[str], *, guard: bool) -> list[str]:
+    """``addresses`` if there are any and, when guarding, none is blocked."""
+    if not addresses:
+        raise httpcore.ConnectError(f"cannot resolve host {host}: no addresses")
+    if guard:
+        # One bad answer refuses the host: a mixed answer is a rebinding attempt, not bad luck.
+        for address in addresses:
+            if is_blocked_address(address):
+                raise BlockedAddressError(host, address)
+    return addresses
+
+
+class AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
+    """GuardedBackend for async clients: the resolver runs in a worker thread, the dial is async."""
+
+    def __init__(self, resolver: Resolver, dialer: httpcore.AsyncNetworkBackend, *, guard: bool) -> None:
+        self._resolver = resolver
+        self._dialer = dialer
+        self._guard = guard
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            resolved = await anyio.to_thread.run_sync(self._resolver, host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve host {host}: {exc}") from exc
+        last_error: Exception | None = None
+        for address in _checked(host, resolved, guard=self._guard):
+            try:
+                return await self._dialer.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    async def sleep(self, seconds: float) -> None:
+        await self._dialer.sleep(seconds)
 
 
 # Opens the sockets GuardedBackend asks for; tests swap it to reach a local server under a public IP.
@@ -140,6 +179,33 @@ class _GuardedTransport(httpx.HTTPTransport):
         # HTTPTransport takes no network backend, so swap its pool for one that dials through ours;
         # the rest of HTTPTransport (exception and stream mapping) is kept.
         self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=backend)
+
+
+class _AsyncGuardedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+        ssl_context = httpx.create_ssl_context()
+        super().__init__(verify=ssl_context)
+        self._pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context, network_backend=backend)
+
+
+def guarded_async_client(
+    timeout: httpx.Timeout,
+    *,
+    allow_private_addresses: bool,
+    resolver: Resolver = system_resolver,
+    dialer: httpcore.AsyncNetworkBackend | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.AsyncClient:
+    """An async client whose every connection passes the address guard (redirects are not followed)."""
+    dialer = dialer or httpcore.AnyIOBackend()
+    backend = AsyncGuardedBackend(resolver, dialer, guard=not allow_private_addresses)
+    return httpx.AsyncClient(
+        transport=_AsyncGuardedTransport(backend),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,  # an environment proxy would connect on our behalf, past the guard
+        headers=headers,
+    )
 
 
 # --- download --------------------------------------------------------------------------------------------
