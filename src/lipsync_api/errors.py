@@ -81,3 +81,83 @@ def video_missing(message: str) -> GenerationError:
 def audio_missing(message: str) -> GenerationError:
     """An input that should carry an audio stream and does not (REJECTED)."""
     return GenerationError(ErrorCode.AUDIO_MISSING, message, rejected=True)
+
+
+# --- errors of the use cases (domain/services.py) ------------------------------------------------------
+
+
+class InvalidGenerationRequest(InvalidRequestError):
+    """A generate body that failed validation; ``messages`` lists every problem as ``field: message``."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+class InvalidIdempotencyKey(InvalidRequestError):
+    """An empty or malformed ``Idempotency-Key`` header (HTTP 400)."""
+
+    error_code = "INVALID_IDEMPOTENCY_KEY"
+
+
+class NotFoundError(LipsyncError):
+    """No such resource for the caller; another organization's looks absent (HTTP 404)."""
+
+    status_code = 404
+
+
+class PlanUpgradeRequired(LipsyncError):
+    """The organization's plan does not include this feature (HTTP 402)."""
+
+    status_code = 402
+    error_code = "plan_upgrade_required"
+
+
+class IdempotencyKeyReused(LipsyncError):
+    """The ``Idempotency-Key`` was first used with a different body (HTTP 409)."""
+
+    status_code = 409
+    error_code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class ConcurrencyLimitReached(LipsyncError):
+    """The plan's cap on running generations or batches is reached (HTTP 429)."""
+
+    status_code = 429
+    error_code = "concurrency_limit_reached"
+
+
+class BatchFileInvalid(InvalidRequestError):
+    """A batch file with problems; ``body`` is the whole 400 body, every problem with its line."""
+
+    error_code = "invalid_batch_file"
+
+    def __init__(self, body: dict[str, object]) -> None:
+        messages = body.get("message")
+        count = len(messages) if isinstance(messages, list) else 1
+        super().__init__(f"the batch file has {count} problem(s)")
+        self.body = body
+
+
+class BatchFileTooLarge(LipsyncError):
+    """A batch file over the size limit; ``body`` is the whole 413 body (same shape as a 400)."""
+
+    status_code = 413
+    error_code = "batch_file_too_large"
+
+    def __init__(self, body: dict[str, object]) -> None:
+        super().__init__("the batch file is larger than the limit")
+        self.body = body
+
+
+def response_body(error: LipsyncError) -> dict[str, object]:
+    """The JSON body API.md gives an error: statusCode, message (a string or a list), errorCode."""
+    if isinstance(error, BatchFileInvalid | BatchFileTooLarge):
+        return error.body
+    message: str | list[str] = (
+        error.messages if isinstance(error, InvalidGenerationRequest) else error.message
+    )
+    body: dict[str, object] = {"statusCode": error.status_code, "message": message}
+    if error.error_code is not None:
+        body["errorCode"] = error.error_code
+    return body
