@@ -21,7 +21,7 @@ import httpcore
 import httpx
 
 from lipsync_api import __version__
-from lipsync_api.engine.fetch import BlockedAddressError, Resolver, guarded_async_client, system_resolver
+from lipsync_api.netguard import BlockedAddressError, Resolver, guarded_async_client, system_resolver
 from lipsync_api.store import Store
 from lipsync_api.store.models import WebhookDelivery
 from lipsync_api.store.types import utc_now

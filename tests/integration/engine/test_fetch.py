@@ -17,9 +17,10 @@ import httpcore
 import pytest
 
 from lipsync_api.engine import fetch
-from lipsync_api.engine.fetch import Resolver, fetch_input, system_resolver
+from lipsync_api.engine.fetch import fetch_input
 from lipsync_api.engine.request import FetchLimits
 from lipsync_api.errors import ErrorCode, GenerationError
+from lipsync_api.netguard import Resolver, system_resolver
 
 PAYLOAD = bytes(range(256)) * 800  # 204,800 bytes: several read chunks
 PUBLIC_IP = "93.184.215.14"  # what the fake DNS answers for public.test; the test dialer reroutes it here

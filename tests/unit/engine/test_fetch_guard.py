@@ -7,7 +7,8 @@ from collections.abc import Iterable
 import httpcore
 import pytest
 
-from lipsync_api.engine.fetch import BlockedAddressError, GuardedBackend, is_blocked_address, redact_url
+from lipsync_api.engine.fetch import redact_url
+from lipsync_api.netguard import BlockedAddressError, GuardedBackend, is_blocked_address
 
 BLOCKED = [
     "127.0.0.1",  # loopback
