@@ -14,9 +14,9 @@ import pytest_asyncio
 
 from lipsync_api.store import Store
 from lipsync_api.store.database import sqlite_url
-from lipsync_api.store.migrate import upgrade_to_head
 from lipsync_api.store.models import Organization
 from lipsync_api.webhooks import SIGNATURE_HEADER, verify
+from tests.support.stores import migrated_store
 
 SECRET = "whsec_test_secret"
 
@@ -106,12 +106,8 @@ def database_url(tmp_path: Path) -> str:
 @pytest_asyncio.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     """All repositories over a migrated SQLite database."""
-    await upgrade_to_head(database_url)
-    opened = Store.open(database_url)
-    try:
+    async with migrated_store(database_url) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest_asyncio.fixture

@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 
 from lipsync_api.store import Store
 from lipsync_api.store.database import sqlite_url
-from lipsync_api.store.migrate import upgrade_to_head
 from lipsync_api.store.models import Organization
+from tests.support.stores import migrated_store
 
 PG_URL_ENV = "LIPSYNC_TEST_DATABASE_URL"
 
@@ -53,12 +53,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 @pytest_asyncio.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     """All repositories over a migrated database."""
-    await upgrade_to_head(database_url)
-    opened = Store.open(database_url)
-    try:
+    async with migrated_store(database_url) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest_asyncio.fixture
