@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lipsync_api.engine.request import EngineConfig, FetchLimits
+from lipsync_api.store.database import sqlite_url
 
 X264Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
@@ -40,6 +41,65 @@ class Settings(BaseSettings):
         ge=0,
         description="Size bound of the per-video analysis cache (face tracks).",
     )
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL; default: SQLite (WAL) at <data_dir>/lipsync.db."
+    )
+    host: str = Field("127.0.0.1", description="Address `serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `serve` listens on.")
+    public_base_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Base of the signed URLs handed out; default: http://<host>:<port>.",
+    )
+    url_signing_secret: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="Key of signed download URLs; default: generated once and kept in <data_dir>.",
+    )
+    output_url_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, description="Lifetime of a signed URL, seconds.")
+    worker_count: int = Field(1, ge=1, le=256, description="Generations the server runs at once.")
+    lease_seconds: float = Field(
+        60.0, gt=0, description="Lease on a running generation; renewed while it runs."
+    )
+    max_attempts: int = Field(3, ge=1, le=20, description="Attempts per generation (transient failures).")
+    batch_max_requests: int = Field(1000, ge=1, description="Most requests in one batch file.")
+    batch_max_bytes: int = Field(5 * 1024**2, ge=1, description="Largest batch file, bytes.")
+    batch_expiry_hours: float = Field(
+        24.0, gt=0, description="Hours after which an unfinished batch expires."
+    )
+    webhook_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to a webhook receiver.")
+    webhook_read_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a webhook response.")
+    webhook_max_attempts: int = Field(8, ge=1, le=50, description="Delivery attempts per webhook.")
+    webhook_allow_private_addresses: bool = Field(
+        False, description="Allow webhook URLs on loopback/private addresses (tests only)."
+    )
+    bootstrap_api_key: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="API key of the default organization made on an empty database (else one is generated).",
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="On stop, seconds to let running generations finish (leases bring back the rest).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if 2 * (self.webhook_connect_timeout + self.webhook_read_timeout) >= 120:
+            raise ValueError("webhook_connect_timeout + webhook_read_timeout must stay under 60 seconds")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, the SQLite file in the data folder when none is set."""
+        return self.database_url or sqlite_url(self.data_dir / "lipsync.db")
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach this server: ``public_base_url``, or the address it listens on."""
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def cache_dir(self) -> Path:

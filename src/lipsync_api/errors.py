@@ -100,6 +100,20 @@ class InvalidIdempotencyKey(InvalidRequestError):
     error_code = "INVALID_IDEMPOTENCY_KEY"
 
 
+class Unauthorized(LipsyncError):
+    """A missing, unknown or revoked ``x-api-key`` (HTTP 401)."""
+
+    status_code = 401
+    error_code = "unauthorized"
+
+
+class SignedUrlRejected(LipsyncError):
+    """A signed download URL that is tampered with or expired (HTTP 403)."""
+
+    status_code = 403
+    error_code = "invalid_signature"
+
+
 class NotFoundError(LipsyncError):
     """No such resource for the caller; another organization's looks absent (HTTP 404)."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from lipsync_api.config import Settings, load_settings
 from lipsync_api.engine.request import EngineConfig, FetchLimits
@@ -28,6 +28,24 @@ CUSTOM: dict[str, tuple[Any, str]] = {
     "encode_preset": ("slow", "slow"),
     "encode_crf": (23, "23"),
     "analysis_cache_max_bytes": (1024, "1024"),
+    "database_url": ("postgresql+asyncpg://db/lipsync", "postgresql+asyncpg://db/lipsync"),
+    "host": ("0.0.0.0", "0.0.0.0"),
+    "port": (9000, "9000"),
+    "public_base_url": ("https://lipsync.example.com", "https://lipsync.example.com"),
+    "url_signing_secret": (SecretStr("s" * 40), "s" * 40),
+    "output_url_ttl_seconds": (600, "600"),
+    "worker_count": (4, "4"),
+    "lease_seconds": (30.0, "30"),
+    "max_attempts": (5, "5"),
+    "batch_max_requests": (10, "10"),
+    "batch_max_bytes": (2048, "2048"),
+    "batch_expiry_hours": (2.0, "2"),
+    "webhook_connect_timeout": (1.0, "1"),
+    "webhook_read_timeout": (2.0, "2"),
+    "webhook_max_attempts": (3, "3"),
+    "webhook_allow_private_addresses": (True, "true"),
+    "bootstrap_api_key": (SecretStr("k" * 20), "k" * 20),
+    "shutdown_grace_seconds": (1.0, "1"),
 }
 
 
@@ -106,6 +124,13 @@ INVALID = [
     ("analysis_cache_max_bytes", "-1"),
     ("fetch_allow_private_addresses", "maybe"),
     ("max_fps", "fast"),
+    ("port", "0"),
+    ("public_base_url", "ftp://example.com"),
+    ("url_signing_secret", "short"),
+    ("bootstrap_api_key", "short"),
+    ("worker_count", "0"),
+    ("batch_max_bytes", "0"),
+    ("webhook_read_timeout", "0"),
 ]
 
 

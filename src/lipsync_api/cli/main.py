@@ -6,6 +6,9 @@ import typer
 
 from lipsync_api.cli.evaluate import eval_command
 from lipsync_api.cli.generate import generate_command
+from lipsync_api.cli.keys import keys_app
+from lipsync_api.cli.orgs import orgs_app
+from lipsync_api.cli.serve import serve_command
 
 app = typer.Typer(
     name="lipsync-api",
@@ -16,6 +19,9 @@ app = typer.Typer(
 )
 app.command("generate")(generate_command)
 app.command("eval")(eval_command)
+app.command("serve")(serve_command)
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

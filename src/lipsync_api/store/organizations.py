@@ -108,6 +108,11 @@ class OrganizationRepository:
         async with self._sessions() as session:
             return list((await session.scalars(query.order_by(ApiKey.created_at, ApiKey.id))).all())
 
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        """One key's stored row (never the key itself), or None."""
+        async with self._sessions() as session:
+            return await session.get(ApiKey, key_id)
+
     async def revoke_api_key(self, organization_id: str, key_id: str, *, now: datetime | None = None) -> bool:
         """Revoke one of the organization's keys; False when it is not theirs or already revoked."""
         statement = (

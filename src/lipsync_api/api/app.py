@@ -1,0 +1,49 @@
+"""The app factory: ``create_app(settings)`` builds the FastAPI app; nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from lipsync_api import __version__
+from lipsync_api.api.errors import install_error_handlers
+from lipsync_api.api.routers import batch, files, generate, health, models
+from lipsync_api.api.runtime import background_loops, open_state
+from lipsync_api.config import Settings, load_settings
+from lipsync_api.executors import Engine
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None, run_workers: bool = True) -> FastAPI:
+    """The service: routes, error mapping, and a lifespan that opens state and runs the workers.
+
+    ``engine`` replaces the built-in engine (tests pass a fake); ``run_workers=False`` serves the API
+    without running generations (another process runs them).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_state(settings) as state:
+            app.state.lipsync = state
+            if not run_workers:
+                yield
+                return
+            async with background_loops(state, engine):
+                yield
+
+    app = FastAPI(
+        title="lipsync-api",
+        version=__version__,
+        description="Self-hosted lipsync generation speaking the sync.so v2 API.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (generate, batch, models, files, health):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for the settings in the environment (uvicorn's ``--factory`` target)."""
+    return create_app(load_settings())

@@ -1,0 +1,46 @@
+"""``/v2/files/{key}``: stored outputs and results files behind signed, expiring URLs (no API key)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.responses import Response
+
+from lipsync_api.api.deps import State
+from lipsync_api.errors import NotFoundError, SignedUrlRejected
+from lipsync_api.storage.signing import FILES_ROUTE, SignatureCheck, verify
+
+router = APIRouter(tags=["files"])
+
+MEDIA_TYPES = {".jsonl": "application/x-ndjson", ".mp4": "video/mp4"}
+
+
+def _media_type(key: str) -> str:
+    suffix = key[key.rfind(".") :] if "." in key else ""
+    return MEDIA_TYPES.get(suffix, "application/octet-stream")
+
+
+@router.get(
+    FILES_ROUTE + "{key:path}", summary="Download a stored file by its signed URL", response_model=None
+)
+async def download(
+    state: State,
+    key: str,
+    expires: Annotated[str, Query()] = "",
+    signature: Annotated[str, Query()] = "",
+) -> Response:
+    """Stream the file when the signature holds and has not expired; 403 otherwise."""
+    check = verify(state.signer.secret, key, expires, signature, time.time())
+    if check is SignatureCheck.EXPIRED:
+        raise SignedUrlRejected("this URL has expired", error_code="url_expired")
+    if check is not SignatureCheck.OK:
+        raise SignedUrlRejected("invalid URL signature")
+    if not await state.storage.exists(key):
+        raise NotFoundError("file not found")
+    path = state.storage.local_path(key)
+    if path is not None:
+        return FileResponse(path, media_type=_media_type(key))
+    return StreamingResponse(state.storage.iter_bytes(key), media_type=_media_type(key))
