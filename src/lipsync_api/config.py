@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     webhook_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to a webhook receiver.")
     webhook_read_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a webhook response.")
     webhook_max_attempts: int = Field(8, ge=1, le=50, description="Delivery attempts per webhook.")
+    webhook_retry_base_seconds: float = Field(
+        10.0, gt=0, description="Wait before a webhook's second attempt; it doubles after each failure."
+    )
+    webhook_retry_max_seconds: float = Field(
+        3600.0, gt=0, description="Longest wait between webhook attempts."
+    )
     webhook_allow_private_addresses: bool = Field(
         False, description="Allow webhook URLs on loopback/private addresses (tests only)."
     )

@@ -43,6 +43,8 @@ CUSTOM: dict[str, tuple[Any, str]] = {
     "webhook_connect_timeout": (1.0, "1"),
     "webhook_read_timeout": (2.0, "2"),
     "webhook_max_attempts": (3, "3"),
+    "webhook_retry_base_seconds": (0.5, "0.5"),
+    "webhook_retry_max_seconds": (60.0, "60"),
     "webhook_allow_private_addresses": (True, "true"),
     "bootstrap_api_key": (SecretStr("k" * 20), "k" * 20),
     "shutdown_grace_seconds": (1.0, "1"),

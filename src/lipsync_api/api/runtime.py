@@ -54,6 +54,8 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
         connect_timeout=settings.webhook_connect_timeout,
         read_timeout=settings.webhook_read_timeout,
         max_attempts=settings.webhook_max_attempts,
+        base_delay=settings.webhook_retry_base_seconds,
+        max_delay=max(settings.webhook_retry_max_seconds, settings.webhook_retry_base_seconds),
         allow_private_addresses=settings.webhook_allow_private_addresses,
     )
 
