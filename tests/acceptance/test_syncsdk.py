@@ -13,11 +13,7 @@ import functools
 import hashlib
 import hmac
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +31,7 @@ from sync.core.pydantic_utilities import parse_obj_as
 
 from lipsync_api.engine.media import probe
 from tests.support.real_media import require_shared_media, trim_media
+from tests.support.server import running_server
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -49,13 +46,6 @@ TERMINAL_BATCH = {"COMPLETED", "FAILED", "CANCELED", "CANCELLED"}
 SECRET_LINE = re.compile(r"Webhook secret \(shown once\): (\S+)")
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        port: int = probe_socket.getsockname()[1]
-        return port
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.5) -> T:
@@ -194,52 +184,20 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, media: Media, receiver: Receiver) -> Iterator[Server]:
     """``python -m lipsync_api serve`` on a free loopback port and a fresh data folder, stopped by its PID."""
-    root = tmp_path_factory.mktemp("server")
-    port = free_port()
-    env = os.environ | {
-        "LIPSYNC_DATA_DIR": str(root / "data"),
-        "LIPSYNC_BOOTSTRAP_API_KEY": KEY,
-        "LIPSYNC_HOST": "127.0.0.1",
-        "LIPSYNC_PORT": str(port),
+    env = {
         "LIPSYNC_FETCH_ALLOW_PRIVATE_ADDRESSES": "true",
         "LIPSYNC_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
         "LIPSYNC_WORKER_COUNT": "1",
         "LIPSYNC_WEBHOOK_RETRY_BASE_SECONDS": "1",
-        "PYTHONUNBUFFERED": "1",
     }
-    env.pop("LIPSYNC_DATABASE_URL", None)
-    log_path = root / "server.log"
-    base = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lipsync_api", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    with running_server(tmp_path_factory.mktemp("server"), KEY, env, READY_TIMEOUT) as running:
+        found = wait_for(
+            "the webhook secret line on the server's stdout",
+            lambda: SECRET_LINE.search(running.log_text()),
+            30,
         )
-        try:
-
-            def ready() -> bool | None:
-                if process.poll() is not None:
-                    pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-                try:
-                    return True if httpx.get(f"{base}/readyz", timeout=2).status_code == 200 else None
-                except httpx.TransportError:
-                    return None
-
-            wait_for("the server's /readyz", ready, READY_TIMEOUT, interval=0.2)
-            found = wait_for(
-                "the webhook secret line on the server's stdout",
-                lambda: SECRET_LINE.search(log_path.read_text(errors="replace")),
-                30,
-            )
-            receiver.secret = found.group(1)
-            yield Server(base, log_path, found.group(1))
-        finally:
-            if process.poll() is None:
-                os.kill(process.pid, 15)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.kill(process.pid, 9)
-                    process.wait()
+        receiver.secret = found.group(1)
+        yield Server(running.base, running.log, found.group(1))
 
 
 @pytest.fixture(scope="module")
