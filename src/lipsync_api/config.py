@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lipsync_api.domain.models_catalog import BUILTIN_ENGINE_NAME, default_model_engines
+from lipsync_api.domain.plans import plan_table
 from lipsync_api.engine.request import EngineConfig, FetchLimits
 from lipsync_api.store.database import sqlite_url
 
 X264Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
 ]
+# Defaults only: set LIPSYNC_MODEL_PRICES to your own prices (USD per second of output).
+DEFAULT_MODEL_PRICES = {
+    "lipsync-1.9.0-beta": 0.04,
+    "lipsync-2": 0.05,
+    "lipsync-2-pro": 0.0833,
+    "sync-3": 0.1,
+    "lipsync-api": 0.05,
+}
+Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class Settings(BaseSettings):
@@ -41,6 +52,19 @@ class Settings(BaseSettings):
         ge=0,
         description="Size bound of the per-video analysis cache (face tracks).",
     )
+    model_prices: dict[str, Price] = Field(
+        default_factory=lambda: dict(DEFAULT_MODEL_PRICES),
+        description="JSON mapping each model name to its USD price per second of output (cost estimates).",
+    )
+    estimate_timeout_seconds: float = Field(
+        20.0, gt=0, description="Time budget of the media probes of one cost estimate or batch dry run."
+    )
+    estimate_cache_ttl_seconds: float = Field(
+        3600.0, ge=0, description="Seconds a probed URL's durations are reused by estimates (0: never)."
+    )
+    estimate_cache_max_entries: int = Field(
+        10000, ge=0, description="Most probed URLs remembered for estimates."
+    )
 
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; default: SQLite (WAL) at <data_dir>/lipsync.db."
@@ -58,6 +82,12 @@ class Settings(BaseSettings):
         description="Key of signed download URLs; default: generated once and kept in <data_dir>.",
     )
     output_url_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, description="Lifetime of a signed URL, seconds.")
+    retention_hours: float = Field(
+        720.0,
+        ge=0,
+        description="Stored outputs, results files and uploads older than this many hours are deleted; "
+        "0 keeps them forever.",
+    )
     worker_count: int = Field(1, ge=1, le=256, description="Generations the server runs at once.")
     lease_seconds: float = Field(
         60.0, gt=0, description="Lease on a running generation; renewed while it runs."
@@ -65,6 +95,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, le=20, description="Attempts per generation (transient failures).")
     batch_max_requests: int = Field(1000, ge=1, description="Most requests in one batch file.")
     batch_max_bytes: int = Field(5 * 1024**2, ge=1, description="Largest batch file, bytes.")
+    upload_max_bytes: int = Field(
+        512 * 1024**2,
+        gt=0,
+        description="Largest media file uploaded to POST /v2/generate (multipart), bytes.",
+    )
     batch_expiry_hours: float = Field(
         24.0, gt=0, description="Hours after which an unfinished batch expires."
     )
@@ -85,6 +120,18 @@ class Settings(BaseSettings):
         min_length=16,
         description="API key of the default organization made on an empty database (else one is generated).",
     )
+    model_engines: dict[str, str] = Field(
+        default_factory=default_model_engines,
+        min_length=1,
+        description="JSON mapping each served model name to the engine that renders it; "
+        f"the only engine is {BUILTIN_ENGINE_NAME!r}.",
+    )
+    plan_limits: dict[str, dict[str, int | bool]] = Field(
+        default_factory=dict,
+        description="JSON overriding plans' limits, e.g. "
+        '{"growth": {"concurrent_generations": 10, "concurrent_batches": 3, "batches_allowed": true}}; '
+        "unnamed plans and fields keep their defaults.",
+    )
     shutdown_grace_seconds: float = Field(
         10.0,
         ge=0,
@@ -93,6 +140,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        plan_table(self.plan_limits)  # raises naming an unknown plan or field
+        unknown = sorted(set(self.model_engines.values()) - {BUILTIN_ENGINE_NAME})
+        if unknown:
+            raise ValueError(
+                f"model_engines: unknown engine(s) {', '.join(unknown)}; use {BUILTIN_ENGINE_NAME!r}"
+            )
         if 2 * (self.webhook_connect_timeout + self.webhook_read_timeout) >= 120:
             raise ValueError("webhook_connect_timeout + webhook_read_timeout must stay under 60 seconds")
         return self

@@ -89,8 +89,8 @@ def audio_missing(message: str) -> GenerationError:
 class InvalidGenerationRequest(InvalidRequestError):
     """A generate body that failed validation; ``messages`` lists every problem as ``field: message``."""
 
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("; ".join(messages))
+    def __init__(self, messages: list[str], *, error_code: str | None = None) -> None:
+        super().__init__("; ".join(messages), error_code=error_code)
         self.messages = messages
 
 

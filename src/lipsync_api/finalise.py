@@ -11,16 +11,16 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy import select
+from functools import partial
 
 from lipsync_api.api.views import batch_view, generation_view
+from lipsync_api.domain.batch_service import CANCELED_LINE_ERROR
 from lipsync_api.errors import ErrorCode
 from lipsync_api.storage import Storage
 from lipsync_api.storage.signing import signed_file_url
 from lipsync_api.store import Store
 from lipsync_api.store.batches import BatchRecord
-from lipsync_api.store.database import sessionmaker
+from lipsync_api.store.leases import Announce
 from lipsync_api.store.models import Batch, BatchStatus, Generation, GenerationStatus, WebhookDelivery
 from lipsync_api.store.outbox import new_delivery
 from lipsync_api.webhooks import compact_json
@@ -28,7 +28,6 @@ from lipsync_api.webhooks import compact_json
 log = logging.getLogger(__name__)
 
 EXPIRED_LINE_ERROR = "the batch expired before this generation ran"
-CANCELED_LINE_ERROR = "the batch was canceled before this generation started"
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,11 @@ def results_key(batch: Batch) -> str:
     return f"results/{batch.organization_id}/{batch.id}.jsonl"
 
 
+def announcer(signer: UrlSigner, now: datetime) -> Announce:
+    """The store's hook that queues each ended generation's webhook in the transaction that ends it."""
+    return partial(generation_delivery, signer=signer, now=now)
+
+
 def generation_delivery(generation: Generation, signer: UrlSigner, now: datetime) -> list[WebhookDelivery]:
     """The webhook announcing a generation's final state, if it has a webhook URL."""
     if not generation.webhook_url:
@@ -68,7 +72,6 @@ class BatchFinaliser:
         self._store = store
         self._storage = storage
         self._signer = signer
-        self._sessions = sessionmaker(store.engine)
 
     async def expire(self, now: datetime) -> int:
         """Fail the unstarted lines of running batches past ``expires_at``; returns lines closed.
@@ -84,6 +87,7 @@ class BatchFinaliser:
                     now=now,
                     error=EXPIRED_LINE_ERROR,
                     error_code=ErrorCode.TIMEOUT.value,
+                    announce=self.announcer(now),
                 )
         return closed
 
@@ -98,11 +102,7 @@ class BatchFinaliser:
 
     async def _candidates(self) -> list[str]:
         running = [batch.id for batch in await self._store.batches.list_running()]
-        # TODO(store): a BatchRepository.list_unfinalised_canceled() would keep this query in the store.
-        query = select(Batch.id).where(Batch.status == BatchStatus.CANCELED, Batch.results_key.is_(None))
-        async with self._sessions() as session:
-            canceled = list((await session.scalars(query)).all())
-        return running + canceled
+        return running + await self._store.batches.list_canceled_unfinalised()
 
     async def _finalise(self, record: BatchRecord, now: datetime) -> bool:
         batch, metrics = record.batch, record.metrics
@@ -122,7 +122,12 @@ class BatchFinaliser:
             now=now,
             error=CANCELED_LINE_ERROR,
             error_code=ErrorCode.CANCELED.value,
+            announce=self.announcer(now),
         )
+
+    def announcer(self, now: datetime) -> Announce:
+        """Builds the webhook of each generation this finaliser (or a cancel) ends."""
+        return announcer(self._signer, now)
 
     async def _results_file(self, batch_id: str) -> bytes:
         lines = await self._store.generations.list_for_batch(batch_id)

@@ -3,10 +3,8 @@
 Each round re-queues expired leases, expires overdue batches, finalises finished batches, then claims
 up to the executor's free workers. While the engine runs, a heartbeat renews the lease every third of
 its length; the result is written with the claim's fencing token, so a claim that lost its lease
-changes nothing. Interactive work goes first (``claim_next`` orders it so).
-
-TODO(fairness): running batches should share the workers round-robin; ``LeaseRepository.claim_next``
-takes no preferred batch yet, so batch lines are claimed oldest batch first.
+changes nothing. Interactive work goes first (``claim_next`` orders it so); batch lines are claimed
+round-robin across batches: each claim starts after the batch the previous one came from.
 """
 
 from __future__ import annotations
@@ -20,16 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from lipsync_api.errors import ErrorCode, GenerationError
 from lipsync_api.executors import EngineResult, Executor
-from lipsync_api.finalise import BatchFinaliser, UrlSigner, generation_delivery
+from lipsync_api.finalise import BatchFinaliser, UrlSigner, announcer, generation_delivery
 from lipsync_api.storage import Storage
 from lipsync_api.store import Store
-from lipsync_api.store.database import sessionmaker
 from lipsync_api.store.leases import Claim
-from lipsync_api.store.models import ACTIVE_GENERATION_STATUSES, BatchStatus, Generation, GenerationStatus
+from lipsync_api.store.models import BatchStatus, Generation, GenerationStatus
 from lipsync_api.store.types import utc_now
 
 log = logging.getLogger(__name__)
@@ -59,6 +54,18 @@ def output_key(generation: Generation) -> str:
     return f"outputs/{generation.organization_id}/{generation.id}/{name}.mp4"
 
 
+def remove_work(generation_dir: Path, attempt: int | None = None) -> None:
+    """Remove a generation's work folders up to ``attempt`` (all when None), then the folder if empty.
+
+    Older attempts' folders are left by a process killed mid-run; newer ones belong to a re-claim.
+    """
+    for folder in generation_dir.glob("*"):
+        if attempt is None or (folder.name.isdigit() and int(folder.name) <= attempt):
+            shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        generation_dir.rmdir()
+
+
 class Scheduler:
     """Claims, runs and records generations for one owner; several may run against one database."""
 
@@ -76,23 +83,40 @@ class Scheduler:
         self._store, self._executor, self._storage = store, executor, storage
         self._work_root, self._config, self._signer, self._clock = work_root, config, signer, clock
         self._finaliser = BatchFinaliser(store, storage, signer)
-        self._sessions = sessionmaker(store.engine)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last_batch: str | None = None  # the round-robin position among running batches
 
     async def run_once(self, now: datetime | None = None) -> int:
         """One round: sweep, finalise, then claim up to the free workers; returns how many were claimed."""
         now = now or self._clock()
-        await self._store.leases.requeue_expired(now, max_attempts=self._config.max_attempts)
+        await self._store.leases.requeue_expired(
+            now, max_attempts=self._config.max_attempts, announce=announcer(self._signer, now)
+        )
         await self._finaliser.expire(now)
         await self._finaliser.finalise_ready(now)
         claimed = 0
         while len(self._tasks) < self._executor.workers:
-            claim = await self._store.leases.claim_next(self._config.owner, self._config.lease_seconds, now)
+            claim = await self._store.leases.claim_next(
+                self._config.owner, self._config.lease_seconds, now, after_batch=self._last_batch
+            )
             if claim is None:
                 break
+            self._last_batch = claim.generation.batch_id or self._last_batch
             await self._start(claim, now)
             claimed += 1
         return claimed
+
+    async def sweep_work(self) -> int:
+        """Remove work folders of generations that are no longer running (left by a killed process)."""
+        if not self._work_root.is_dir():
+            return 0
+        removed = 0
+        for folder in self._work_root.iterdir():
+            row = await self._store.generations.get(folder.name)
+            if row is None or row.status != GenerationStatus.PROCESSING:
+                await asyncio.to_thread(remove_work, folder)
+                removed += 1
+        return removed
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Run rounds until ``stop`` is set, then let running generations finish."""
@@ -110,7 +134,7 @@ class Scheduler:
             await self.run_once()
             if self._tasks:
                 await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-            elif not await self._has_active_work():
+            elif not await self._store.generations.any_active():
                 await self._finaliser.finalise_ready(self._clock())
                 return
             else:
@@ -131,12 +155,6 @@ class Scheduler:
             )
         finally:
             stopper.cancel()
-
-    async def _has_active_work(self) -> bool:
-        # TODO(store): a GenerationRepository.count_all_active() would keep this query in the store.
-        query = select(func.count()).where(Generation.status.in_(ACTIVE_GENERATION_STATUSES))
-        async with self._sessions() as session:
-            return bool(await session.scalar(query))
 
     async def _start(self, claim: Claim, now: datetime) -> None:
         batch_id = claim.generation.batch_id
@@ -163,7 +181,7 @@ class Scheduler:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            await asyncio.to_thread(shutil.rmtree, work_dir, True)
+            await asyncio.to_thread(remove_work, work_dir.parent, claim.attempt)
 
     async def _run_and_record(self, claim: Claim, work_dir: Path) -> None:
         generation = claim.generation

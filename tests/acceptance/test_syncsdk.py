@@ -1,9 +1,10 @@
 """Acceptance: the real server as a subprocess, driven by the official ``syncsdk`` 0.3.0 client, unmodified.
 
 One server (real engine, SQLite in a temporary data folder, one worker) for the module; a local media
-server on 127.0.0.1 hands out two short real clips; a local webhook receiver verifies ``Sync-Signature``
-with the organization's webhook secret (printed by the server's first start) and refuses the first two
-attempts with 500. Every step waits with generous timeouts and asserts no timings.
+server on 127.0.0.1 hands out two short real clips and a synthetic video without a face; a local webhook
+receiver verifies ``Sync-Signature`` with the organization's webhook secret (printed by the server's first
+start) and refuses the first two attempts with 500. Every step waits with generous timeouts and asserts
+no timings.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ import httpx
 import pytest
 from sync import Sync
 from sync.common import Audio, Generation, Video
-from sync.core.api_error import ApiError
 from sync.core.pydantic_utilities import parse_obj_as
 
 from lipsync_api.engine.media import probe
+from tests.support.media_factory import write_video
 from tests.support.real_media import require_shared_media, trim_media
 from tests.support.server import running_server
 
@@ -86,6 +87,7 @@ class Media:
     video: str
     audio: str
     missing_audio: str
+    no_face: str
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +97,18 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Media]:
     folder = tmp_path_factory.mktemp("media")
     trim_media(clips / "vrt_face3.mp4", folder / "face.mp4", CLIP_SECONDS)
     trim_media(clips / "sadtalker_RD_Radio31_000_en.wav", folder / "speech.m4a", CLIP_SECONDS)
+    write_video(folder / "no-face.mp4", frames=round(25 * CLIP_SECONDS), audio_seconds=CLIP_SECONDS)  # shapes
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietFiles, directory=str(folder)))
     thread = serve_in_thread(server)
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        yield Media(base, f"{base}/face.mp4", f"{base}/speech.m4a", f"{base}/no-such-speech.m4a")
+        yield Media(
+            base,
+            f"{base}/face.mp4",
+            f"{base}/speech.m4a",
+            f"{base}/no-such-speech.m4a",
+            f"{base}/no-face.mp4",
+        )
     finally:
         stop_http_server(server, thread)
 
@@ -257,37 +266,46 @@ def test_generations_list_contains_it(sdk: Sync, finished: Generation) -> None:
     assert finished.id in [generation.id for generation in sdk.generations.list(status=["COMPLETED"])]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ApiError,
-    reason="POST /v2/analyze/cost (generations.estimate_cost) is not served yet (README: 'Not yet served')",
-)
 def test_generations_estimate_cost(sdk: Sync, media: Media) -> None:
     estimates = sdk.generations.estimate_cost(
         model="lipsync-2", input=[Video(url=media.video), Audio(url=media.audio)]
     )
-    assert estimates
+    assert len(estimates) == 1
+    frames = estimates[0].estimated_frame_count  # the 25 fps clip and its speech, both ~CLIP_SECONDS long
+    assert 0 < frames <= round(25 * CLIP_SECONDS) + 1
+    assert estimates[0].estimated_generation_cost == pytest.approx(frames / 25 * 0.05, abs=1e-4)
 
 
 # --------------------------------------------------------------------------- batches
 
 
+BATCH_LINES = ["good_001", "missing_002", "noface_003"]
+
+
 def batch_file(media: Media) -> bytes:
-    def line(request_id: str, audio: str) -> str:
+    def line(request_id: str, audio: str, video: str = media.video) -> str:
         payload = {
             "model": "lipsync-2",
-            "input": [{"type": "video", "url": media.video}, {"type": "audio", "url": audio}],
+            "input": [{"type": "video", "url": video}, {"type": "audio", "url": audio}],
         }
         return json.dumps({"request_id": request_id, "endpoint": "/v2/generate", "payload": payload})
 
-    return (line("good_001", media.audio) + "\n" + line("missing_002", media.missing_audio) + "\n").encode()
+    lines = [
+        line("good_001", media.audio),
+        line("missing_002", media.missing_audio),
+        line("noface_003", media.audio, video=media.no_face),  # fetched fine; no face in any frame
+    ]
+    return "".join(text + "\n" for text in lines).encode()
 
 
 def test_batch_dry_run_validates(sdk: Sync, media: Media) -> None:
     answer = sdk.batch.create(input=("batch.jsonl", batch_file(media), "application/jsonl"), dry_run=True)
     assert answer.status == "VALIDATED"
     extra = answer.model_dump(by_alias=True)
-    assert extra.get("total_generations") == 2, extra
+    assert extra.get("total_generations") == 3, extra
+    assert extra.get("estimatedFrameCount"), extra  # lines 1 and 3; line 2's audio is missing
+    assert extra["warnings"][-1] == "estimates cover 2 of 3 lines", extra
+    assert extra["warnings"][0].startswith("line 2: input[1] (audio): could not fetch"), extra
 
 
 @pytest.fixture(scope="module")
@@ -316,15 +334,15 @@ def test_batch_created(batch_started: tuple[Any, dt.datetime], receiver: Receive
     created, _ = batch_started
     assert created.id
     assert created.status in {"PENDING", "JOBS_CREATED", "PROCESSING"}
-    assert created.metrics.total_generations == 2
+    assert created.metrics.total_generations == 3
     assert created.webhook_url == receiver.url
 
 
-def test_batch_completes_with_one_success_one_failure(batch_done: Any, server: Server) -> None:
+def test_batch_completes_with_one_success_two_failures(batch_done: Any, server: Server) -> None:
     assert batch_done.status == "COMPLETED", log_tail(server)
-    assert batch_done.metrics.total_generations == 2
+    assert batch_done.metrics.total_generations == 3
     assert batch_done.metrics.success_count == 1
-    assert batch_done.metrics.failed_count == 1
+    assert batch_done.metrics.failed_count == 2  # REJECTED counts as failed
     assert batch_done.metrics.pending_count == 0
     assert batch_done.output_url
 
@@ -333,11 +351,13 @@ def test_batch_results_file_in_input_order(batch_done: Any, tmp_path: Path) -> N
     response = httpx.get(batch_done.output_url, timeout=60)  # plain HTTP, no API key
     assert response.status_code == 200, response.text[:500]
     lines = [json.loads(line) for line in response.text.splitlines() if line.strip()]
-    assert [line["request_id"] for line in lines] == ["good_001", "missing_002"]
+    assert [line["request_id"] for line in lines] == BATCH_LINES
     generations = [parse_obj_as(Generation, line["response"]) for line in lines]
-    good, bad = generations
+    good, bad, no_face = generations
     assert good.status == "COMPLETED" and good.output_url and not good.error_code
     assert bad.status == "FAILED" and bad.error_code and bad.error
+    assert no_face.status == "REJECTED" and no_face.error and not no_face.output_url, no_face
+    assert no_face.error_code == "generation_no_face_detected"
     for raw in (line["response"] for line in lines):
         assert {"id", "status", "error_code", "outputUrl", "createdAt", "model", "input"} <= raw.keys()
     video = httpx.get(good.output_url, timeout=60)
@@ -374,6 +394,6 @@ def test_batch_webhook_signed_and_retried_until_accepted(
     payload = json.loads(first_three[2].body)
     assert payload["id"] == batch_done.id
     assert payload["status"] == "COMPLETED"
-    assert payload["metrics"]["success_count"] == 1 and payload["metrics"]["failed_count"] == 1
+    assert payload["metrics"]["success_count"] == 1 and payload["metrics"]["failed_count"] == 2
     time.sleep(2)  # nothing more once a 2xx was given
     assert len(receiver.snapshot()) == 3

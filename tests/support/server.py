@@ -38,9 +38,17 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    root: Path, api_key: str, env: Mapping[str, str] | None = None, ready_timeout: float = 90.0
+    root: Path,
+    api_key: str,
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = 90.0,
+    log_name: str = "server.log",
 ) -> Iterator[RunningServer]:
-    """Start the server (SQLite in ``root``/data), wait for /readyz, and stop it by its PID afterwards."""
+    """Start the server (SQLite in ``root``/data), wait for /readyz, and stop it by its PID afterwards.
+
+    Starting it again on the same ``root`` reuses the data folder (a restart); give each start its own
+    ``log_name`` to keep every log. A test may SIGKILL ``process`` itself; stopping then does nothing.
+    """
     port = free_port()
     environment = os.environ | {
         "LIPSYNC_DATA_DIR": str(root / "data"),
@@ -51,7 +59,7 @@ def running_server(
         **(env or {}),
     }
     environment.pop("LIPSYNC_DATABASE_URL", None)
-    log_path = root / "server.log"
+    log_path = root / log_name
     with log_path.open("wb") as log:
         command = [sys.executable, "-m", "lipsync_api", "serve"]
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)

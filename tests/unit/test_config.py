@@ -28,6 +28,10 @@ CUSTOM: dict[str, tuple[Any, str]] = {
     "encode_preset": ("slow", "slow"),
     "encode_crf": (23, "23"),
     "analysis_cache_max_bytes": (1024, "1024"),
+    "model_prices": ({"lipsync-2": 0.07}, '{"lipsync-2": 0.07}'),
+    "estimate_timeout_seconds": (5.0, "5"),
+    "estimate_cache_ttl_seconds": (60.0, "60"),
+    "estimate_cache_max_entries": (50, "50"),
     "database_url": ("postgresql+asyncpg://db/lipsync", "postgresql+asyncpg://db/lipsync"),
     "host": ("0.0.0.0", "0.0.0.0"),
     "port": (9000, "9000"),
@@ -39,6 +43,7 @@ CUSTOM: dict[str, tuple[Any, str]] = {
     "max_attempts": (5, "5"),
     "batch_max_requests": (10, "10"),
     "batch_max_bytes": (2048, "2048"),
+    "upload_max_bytes": (4096, "4096"),
     "batch_expiry_hours": (2.0, "2"),
     "webhook_connect_timeout": (1.0, "1"),
     "webhook_read_timeout": (2.0, "2"),
@@ -47,6 +52,12 @@ CUSTOM: dict[str, tuple[Any, str]] = {
     "webhook_retry_max_seconds": (60.0, "60"),
     "webhook_allow_private_addresses": (True, "true"),
     "bootstrap_api_key": (SecretStr("k" * 20), "k" * 20),
+    "model_engines": ({"lipsync-2": "lipsync-api"}, '{"lipsync-2": "lipsync-api"}'),
+    "plan_limits": (
+        {"growth": {"concurrent_batches": 4}},
+        '{"growth": {"concurrent_batches": 4}}',
+    ),
+    "retention_hours": (48.0, "48"),
     "shutdown_grace_seconds": (1.0, "1"),
 }
 
@@ -132,6 +143,7 @@ INVALID = [
     ("bootstrap_api_key", "short"),
     ("worker_count", "0"),
     ("batch_max_bytes", "0"),
+    ("upload_max_bytes", "0"),
     ("webhook_read_timeout", "0"),
 ]
 

@@ -9,9 +9,10 @@ from fastapi import FastAPI
 
 from lipsync_api import __version__
 from lipsync_api.api.errors import install_error_handlers
-from lipsync_api.api.routers import batch, files, generate, health, models
+from lipsync_api.api.routers import analyze, batch, files, generate, health, models
 from lipsync_api.api.runtime import background_loops, open_state
 from lipsync_api.config import Settings, load_settings
+from lipsync_api.estimator import open_estimator
 from lipsync_api.executors import Engine
 
 
@@ -24,8 +25,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, run_workers:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_state(settings) as state:
+        async with open_state(settings) as state, open_estimator(settings) as estimator:
             app.state.lipsync = state
+            app.state.estimator = estimator
             if not run_workers:
                 yield
                 return
@@ -39,7 +41,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, run_workers:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (generate, batch, models, files, health):
+    for module in (generate, batch, analyze, models, files, health):
         app.include_router(module.router)
     return app
 

@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from lipsync_api.api.schemas import ActiveSpeakerDetection, AudioInput, CreateGeneration, Segment, VideoInput
 from lipsync_api.engine import request as engine
 from lipsync_api.errors import InvalidRequestError
 
 DEFAULT_TEMPERATURE = 0.5
+# (asset id, input type) -> the local file of an uploaded asset the request was accepted with.
+AssetPath = Callable[[str, str], Path]
 
 
 def to_engine_request(
-    model: CreateGeneration, *, allow_local_files: bool = False
+    model: CreateGeneration, *, allow_local_files: bool = False, asset_path: AssetPath | None = None
 ) -> engine.GenerationRequest:
-    """The engine's record of a request that ``parse_generation`` accepted."""
+    """The engine's record of a request that ``parse_generation`` accepted.
+
+    ``asset_path`` turns each ``assetId`` into its stored file; only those files become readable local
+    paths (``asset_files``), whatever ``allow_local_files`` says about the rest.
+    """
     options = model.options
+    video, video_is_asset = _source(_the_video(model), asset_path)
+    audios = [(item, *_source(item, asset_path)) for item in model.input if isinstance(item, AudioInput)]
+    resolved = [(video, video_is_asset), *((source, is_asset) for _, source, is_asset in audios)]
+    asset_files = frozenset(source for source, is_asset in resolved if is_asset)
     sync_mode = options.sync_mode if options and options.sync_mode else engine.SyncMode.CUT_OFF
     temperature = options.temperature if options and options.temperature is not None else DEFAULT_TEMPERATURE
     return engine.GenerationRequest(
-        video=_source(_the_video(model)),
-        audios=tuple(
-            engine.AudioInput(source=_source(item), ref_id=item.ref_id)
-            for item in model.input
-            if isinstance(item, AudioInput)
-        ),
+        video=video,
+        audios=tuple(engine.AudioInput(source=source, ref_id=item.ref_id) for item, source, _ in audios),
         model=model.model,
         sync_mode=sync_mode,
         temperature=temperature,
@@ -32,6 +39,7 @@ def to_engine_request(
         segments=tuple(_segment_spec(segment) for segment in model.segments or ()),
         output_file_name=model.output_file_name,
         allow_local_files=allow_local_files,
+        asset_files=asset_files,
     )
 
 
@@ -42,11 +50,14 @@ def _the_video(model: CreateGeneration) -> VideoInput:
     return videos[0]
 
 
-def _source(item: VideoInput | AudioInput) -> str:
+def _source(item: VideoInput | AudioInput, asset_path: AssetPath | None) -> tuple[str, bool]:
+    """Where the engine reads the input, and whether that is an uploaded asset's file."""
+    if item.asset_id is not None and asset_path is not None:
+        return str(asset_path(item.asset_id, item.type)), True
     # parse_generation refuses both cases; this guards callers that skipped it.
     if item.url is None:
         raise InvalidRequestError(f"the {item.type} input has no url")
-    return item.url
+    return item.url, False
 
 
 def speaker_hint(detection: ActiveSpeakerDetection | None) -> engine.SpeakerHint | None:

@@ -7,6 +7,7 @@ JSON value: it returns the model, or every problem it found, each with a field p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ _MESSAGES = {
     "finite_number": "must be a finite number",
     "union_tag_not_found": f"required: one of {_TYPES}",
     "string_too_short": "must not be empty",
+    "string_unicode": "must be valid Unicode text (a lone surrogate)",
 }
 
 
@@ -46,6 +48,7 @@ class FieldProblem:
 
     field: str
     message: str
+    code: str | None = None  # an API error code this problem implies, e.g. generation_unsupported_model
 
     def describe(self) -> str:
         """``input[1].url: must be an http(s) URL`` (the form a 400 ``message`` list uses)."""
@@ -59,14 +62,71 @@ def parse_generation(
 
     ``allow_local_files`` lets media inputs name local paths (the CLI only; never the HTTP API).
     """
+    unusable = json_problems(data)
+    if any(problem.message == TOO_DEEP for problem in unusable):
+        return None, unusable
+    model: CreateGeneration | None = None
     try:
         model = CreateGeneration.model_validate(data, context={ALLOW_LOCAL_FILES: allow_local_files})
     except ValidationError as error:
-        return None, [_from_pydantic(detail) for detail in error.errors(include_url=False)]
+        problems = [_from_pydantic(detail) for detail in error.errors(include_url=False)]
     except RecursionError:
         return None, [FieldProblem("", "nested too deeply")]
-    problems = list(generation_problems(model))
+    else:
+        problems = list(generation_problems(model))
+    named = {problem.field for problem in problems}
+    problems += [problem for problem in unusable if problem.field not in named]
     return (None, problems) if problems else (model, [])
+
+
+# Far deeper than the schema itself (5 levels); deeper JSON would only exhaust the stack of whatever
+# copies, stores or answers the body later.
+MAX_DEPTH = 64
+TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
+
+
+def json_problems(data: object) -> list[FieldProblem]:
+    """What no value may hold anywhere, ignored keys included, because the body is stored and sent back.
+
+    A non-finite number (JSON's ``1e400`` parses to infinity) or a lone surrogate (``"\\ud800"``) is not
+    valid in the JSON the API answers, nor storable; nesting past ``MAX_DEPTH`` is refused once.
+    """
+    problems: list[FieldProblem] = []
+    too_deep = False
+    stack: list[tuple[object, tuple[int | str, ...]]] = [(data, ())]
+    while stack:
+        value, loc = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(FieldProblem(_json_path(loc), "must be a finite number"))
+        elif isinstance(value, str) and not _is_unicode(value):
+            problems.append(FieldProblem(_json_path(loc), "must be valid Unicode text (a lone surrogate)"))
+        elif isinstance(value, dict | list) and len(loc) >= MAX_DEPTH:
+            if not too_deep:
+                problems.append(FieldProblem(_json_path(loc), TOO_DEEP))
+            too_deep = True
+        elif isinstance(value, dict):
+            for key, child in reversed(value.items()):
+                if isinstance(key, str) and not _is_unicode(key):
+                    problems.append(FieldProblem(_json_path(loc), "has a key that is not valid Unicode text"))
+                else:
+                    stack.append((child, (*loc, key)))
+        elif isinstance(value, list):
+            stack.extend((child, (*loc, index)) for index, child in reversed(list(enumerate(value))))
+    return problems
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_path(loc: Sequence[int | str]) -> str:
+    """A path like ``input[1].x-extra`` (keys shortened: they may be anything the client sent)."""
+    parts = [f"[{key}]" if isinstance(key, int) else f".{_shorten(str(key))}" for key in loc]
+    return "".join(parts).removeprefix(".")
 
 
 def _from_pydantic(detail: ErrorDetails) -> FieldProblem:
@@ -113,7 +173,11 @@ def _shorten(text: str, limit: int = 40) -> str:
 
 
 def generation_problems(model: CreateGeneration) -> Iterator[FieldProblem]:
-    """Every rule API.md states that relates several fields, or that the schema only admits for now."""
+    """Every rule API.md states that relates several fields, or that the schema only admits for now.
+
+    An ``assetId`` is only checked for form here; whether the caller owns such an asset is the use case's
+    question (it needs the store).
+    """
     yield from _input_problems(model.input)
     yield from _audio_problems(model)
     for index, segment in enumerate(model.segments or ()):
@@ -130,9 +194,11 @@ def _input_problems(inputs: Sequence[VideoInput | AudioInput | TextInput]) -> It
         if isinstance(item, TextInput):
             yield FieldProblem(where, "text-to-speech inputs are not supported yet; give an audio url")
             continue
-        if item.asset_id is not None:
-            yield FieldProblem(f"{where}.assetId", "assetId inputs are not supported; give a url")
-        elif item.url is None:
+        if item.asset_id is not None and item.url is not None:
+            yield FieldProblem(f"{where}.assetId", "give either url or assetId, not both")
+        elif item.asset_id is not None and not item.asset_id.strip():
+            yield FieldProblem(f"{where}.assetId", "must not be empty")
+        elif item.asset_id is None and item.url is None:
             yield FieldProblem(f"{where}.url", f"required: the {item.type}'s http(s) URL")
         if isinstance(item, VideoInput):
             yield from _deprecated_segments(where, item)

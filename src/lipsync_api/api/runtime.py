@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from datetime import timedelta
 from lipsync_api.api.bootstrap import bootstrap_organization
 from lipsync_api.config import Settings
 from lipsync_api.delivery import DeliveryPolicy, WebhookSender
+from lipsync_api.domain.assets import local_asset_paths
+from lipsync_api.domain.models_catalog import ModelCatalog
+from lipsync_api.domain.plans import plan_table
 from lipsync_api.domain.services import ServiceLimits
 from lipsync_api.executors import Engine, RealEngine
 from lipsync_api.executors.local import LocalExecutor
@@ -22,10 +26,14 @@ from lipsync_api.finalise import UrlSigner
 from lipsync_api.scheduler import Scheduler, SchedulerConfig
 from lipsync_api.secret_file import load_or_create_secret
 from lipsync_api.storage.local import LocalStorage
+from lipsync_api.storage.retention import run_retention
 from lipsync_api.store import Store
 from lipsync_api.store.migrate import upgrade_to_head
 
 log = logging.getLogger(__name__)
+
+# A storage temp file untouched this long was left by a killed writer (a live write keeps it fresh).
+STALE_TEMP_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ def service_limits(settings: Settings) -> ServiceLimits:
         max_batch_requests=settings.batch_max_requests,
         max_batch_bytes=settings.batch_max_bytes,
         batch_expiry=timedelta(hours=settings.batch_expiry_hours),
+        plans=plan_table(settings.plan_limits),
+        catalog=ModelCatalog(settings.model_engines),
     )
 
 
@@ -85,16 +95,25 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
 async def background_loops(state: AppState, engine: Engine | None) -> AsyncIterator[None]:
     """Run the scheduler (engine on a local executor) and the webhook sender until the block ends."""
     settings = state.settings
-    executor = LocalExecutor(engine or RealEngine(settings.engine_config()), settings.worker_count)
+    engine = engine or RealEngine(settings.engine_config(), asset_path=local_asset_paths(state.storage))
+    executor = LocalExecutor(engine, settings.worker_count)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     config = SchedulerConfig(
         owner=owner, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts
     )
     work_root = settings.data_dir / "work"
+    stale = await state.storage.remove_stale_temp_files(time.time() - STALE_TEMP_SECONDS)
+    if stale:
+        log.info("removed %d temp files left by interrupted writes", len(stale))
     scheduler = Scheduler(state.store, executor, state.storage, work_root, config, state.signer)
+    if swept := await scheduler.sweep_work():
+        log.info("removed the work folders of %d generations no longer running", swept)
     sender = WebhookSender(state.store, delivery_policy(settings))
     stop = asyncio.Event()
     tasks = [asyncio.create_task(scheduler.run_forever(stop)), asyncio.create_task(sender.run_forever(stop))]
+    if settings.retention_hours > 0:
+        retention = run_retention(state.storage, settings.retention_hours * 3600, stop)
+        tasks.append(asyncio.create_task(retention))
     try:
         yield
     finally:

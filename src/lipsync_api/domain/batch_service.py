@@ -7,10 +7,13 @@ from then on the scheduler runs the lines like any other generation (they bypass
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from lipsync_api.api.schemas import is_http_url
+from lipsync_api.domain.assets import line_asset_problems
 from lipsync_api.domain.batchfile import BatchFile, BatchLine, LineProblem, error_body, parse_batch_file
+from lipsync_api.domain.estimate import LineEstimator, batch_estimate_fields
 from lipsync_api.domain.generation_service import (
     ServiceLimits,
     ValidPayload,
@@ -30,6 +33,7 @@ from lipsync_api.errors import (
 )
 from lipsync_api.store import Store
 from lipsync_api.store.batches import BatchRecord
+from lipsync_api.store.leases import Announce
 from lipsync_api.store.models import (
     RUNNING_BATCH_STATUSES,
     Batch,
@@ -39,7 +43,7 @@ from lipsync_api.store.models import (
     Organization,
 )
 
-# Frames and cost depend on the media's durations, which are known only once a worker probes them.
+# Without an estimator (nothing to probe the media with), frames and cost are known only once the batch runs.
 ESTIMATE_WARNING = "cost and frame estimates need the media; they are computed when the batch runs"
 CANCELED_LINE_ERROR = "the batch was canceled before this generation started"
 
@@ -49,26 +53,31 @@ def validate_batch_file(data: bytes, limits: ServiceLimits) -> BatchFile[ValidPa
     if len(data) > limits.max_batch_bytes:
         problem = LineProblem(None, None, None, f"the file is larger than {limits.max_batch_bytes} bytes")
         raise BatchFileTooLarge(error_body([problem], 413))
-    parsed = parse_batch_file(data, validate_payload, max_requests=limits.max_batch_requests)
+    validate = partial(validate_payload, catalog=limits.catalog)
+    parsed = parse_batch_file(data, validate, max_requests=limits.max_batch_requests)
     if not parsed.ok:
         raise BatchFileInvalid(error_body(parsed.problems))
     return parsed
 
 
-def dry_run_batch(org: Organization, data: bytes, limits: ServiceLimits) -> dict[str, Any]:
+async def dry_run_batch(
+    org: Organization, data: bytes, limits: ServiceLimits, estimator: LineEstimator | None = None
+) -> dict[str, Any]:
     """Validate a batch file as ``create_batch`` would (plan included), storing and running nothing.
 
-    The estimates are null, with a warning saying so: without probing the media they would be guesses.
+    The ``estimator`` probes the lines' media for frame and cost estimates (lines it cannot estimate get
+    a warning each); without one the estimates are null, with a warning saying so.
     """
     _require_batches(org, plan_limits(org, limits))
     parsed = validate_batch_file(data, limits)
-    return {
-        "status": "VALIDATED",
-        "total_generations": len(parsed.lines),
-        "estimatedFrameCount": None,
-        "estimatedGenerationCost": None,
-        "warnings": [ESTIMATE_WARNING],
-    }
+    answer: dict[str, Any] = {"status": "VALIDATED", "total_generations": len(parsed.lines)}
+    if estimator is None:
+        return answer | {
+            "estimatedFrameCount": None,
+            "estimatedGenerationCost": None,
+            "warnings": [ESTIMATE_WARNING],
+        }
+    return answer | batch_estimate_fields(await estimator.estimate_lines(parsed.lines))
 
 
 async def create_batch(
@@ -87,6 +96,8 @@ async def create_batch(
     if await store.batches.count_running(org.id) >= plan.concurrent_batches:
         raise _too_many_batches(org, plan)
     parsed = validate_batch_file(data, limits)
+    if asset_issues := await line_asset_problems(store, org.id, parsed.lines):
+        raise BatchFileInvalid(error_body(asset_issues))
     batch = Batch(
         organization_id=org.id,
         status=BatchStatus.JOBS_CREATED,
@@ -128,13 +139,16 @@ def _line_row(line: BatchLine[ValidPayload], org_id: str, now: datetime) -> Gene
     return row
 
 
-async def cancel_batch(store: Store, org: Organization, batch_id: str, now: datetime) -> BatchRecord:
+async def cancel_batch(
+    store: Store, org: Organization, batch_id: str, now: datetime, announce: Announce | None = None
+) -> BatchRecord:
     """Cancel a running batch: its PENDING lines end CANCELED; lines already PROCESSING finish on their own.
 
     A batch already COMPLETED or FAILED is returned unchanged. The repository offers no single transaction
     for both steps, so the batch moves first (a concurrent finish wins and nothing is closed) and its
     pending lines are closed after; cancelling a CANCELED batch again closes any line a crash left pending.
     The results file and the batch webhook are the finaliser's: they wait for the running lines.
+    ``announce`` gives each closed line's webhook, stored with it.
     """
     record = await get_batch(store, org, batch_id)
     canceled = record.batch.status == BatchStatus.CANCELED
@@ -149,6 +163,7 @@ async def cancel_batch(store: Store, org: Organization, batch_id: str, now: date
             now=now,
             error=CANCELED_LINE_ERROR,
             error_code=ErrorCode.CANCELED.value,
+            announce=announce,
         )
     return await get_batch(store, org, batch_id)
 

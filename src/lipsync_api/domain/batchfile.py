@@ -4,7 +4,7 @@ Each line is ``{"request_id": "...", "endpoint": "/v2/generate", "payload": {...
 checked by the same validator as the body of ``POST /v2/generate`` (passed in, so this module stays
 independent of the wire schema). Blank lines are skipped; a UTF-8 byte order mark and CRLF line ends are
 accepted; anything else malformed is a problem of its line. The whole file is judged at once: a caller
-gets every problem, never just the first.
+gets every problem, never just the first (up to ``MAX_PROBLEMS``, then a note that the rest went unread).
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from typing import Generic, Protocol, TypeVar
 
 GENERATE_ENDPOINT = "/v2/generate"
 MAX_REQUEST_ID = 255
+# Past this many problems the file is not read further: a 5 MB file of broken lines would otherwise
+# cost seconds of CPU and answer with hundreds of megabytes of messages.
+MAX_PROBLEMS = 1000
 T = TypeVar("T")
 
 
@@ -92,6 +95,8 @@ class _Reader(Generic[T]):
             entry = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as error:
             reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+            if "integer string conversion" in reason:  # Python's guard against huge integers
+                reason = "a number has too many digits"
             if isinstance(error, json.JSONDecodeError):
                 reason = f"{error.msg} at column {error.colno}"
             self._problem(number, None, None, f"not valid JSON: {reason}")
@@ -124,7 +129,9 @@ class _Reader(Generic[T]):
         request_id = self._request_id(number, entry.get("request_id"))
         endpoint = entry.get("endpoint")
         if endpoint != GENERATE_ENDPOINT:
-            shown = "missing" if endpoint is None else f"{endpoint!r} is not supported"
+            shown = "missing" if endpoint is None else f"got {_kind(endpoint)}"
+            if isinstance(endpoint, str):
+                shown = f"{_shorten(endpoint)!r} is not supported"
             self._problem(number, request_id, "endpoint", f"{shown}; it must be {GENERATE_ENDPOINT!r}")
         if "payload" not in entry:
             self._problem(number, request_id, "payload", "missing")
@@ -133,6 +140,8 @@ class _Reader(Generic[T]):
         for problem in payload_problems:
             field = f"payload.{problem.field}" if problem.field else "payload"
             self._problem(number, request_id, field, problem.message)
+        if payload is None and not payload_problems:  # a validator must say why; never drop a line silently
+            self._problem(number, request_id, "payload", "invalid")
         if payload is not None and request_id is not None and not payload_problems:
             self.lines.append(BatchLine(number, request_id, payload))
 
@@ -146,6 +155,9 @@ class _Reader(Generic[T]):
         if len(value) > MAX_REQUEST_ID:
             self._problem(number, None, "request_id", f"longer than {MAX_REQUEST_ID} characters")
             return None
+        if not _is_unicode(value):  # e.g. "\ud800": it could be neither stored nor sent back as JSON
+            self._problem(number, None, "request_id", "must be valid Unicode text (a lone surrogate)")
+            return None
         if value in self.seen:
             self._problem(number, value, "request_id", f"{value!r} duplicates line {self.seen[value]}")
             return value
@@ -154,6 +166,18 @@ class _Reader(Generic[T]):
 
     def _problem(self, number: int, request_id: str | None, field: str | None, message: str) -> None:
         self.problems.append(LineProblem(number, request_id, field, message))
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _kind(value: object) -> str:
@@ -169,6 +193,11 @@ def parse_batch_file(data: bytes, validate: PayloadValidator[T], *, max_requests
     reader: _Reader[T] = _Reader(validate, max_requests)
     for number, raw in enumerate(data.split(b"\n"), start=1):
         reader.read(number, raw)
+        if len(reader.problems) > MAX_PROBLEMS:
+            del reader.problems[MAX_PROBLEMS:]
+            message = f"only the first {MAX_PROBLEMS} problems are listed; lines after {number} were not read"
+            reader.problems.append(LineProblem(None, None, None, message))
+            break
     if reader.count == 0:
         reader.problems.append(LineProblem(None, None, None, "the file contains no requests"))
     if reader.problems:

@@ -17,9 +17,12 @@ from typing import Any
 
 from lipsync_api.api.generation_request import FieldProblem, parse_generation
 from lipsync_api.api.schemas import CreateGeneration
+from lipsync_api.domain.assets import asset_problems
+from lipsync_api.domain.models_catalog import ModelCatalog, default_model_engines
 from lipsync_api.domain.plans import DEFAULT_LIMITS, Plan, PlanLimits, limits_for
 from lipsync_api.errors import (
     ConcurrencyLimitReached,
+    ErrorCode,
     IdempotencyKeyReused,
     InvalidGenerationRequest,
     InvalidIdempotencyKey,
@@ -42,6 +45,7 @@ class ServiceLimits:
     max_batch_bytes: int = 5 * 1024 * 1024
     batch_expiry: timedelta = timedelta(hours=24)
     plans: Mapping[Plan, PlanLimits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    catalog: ModelCatalog = field(default_factory=lambda: ModelCatalog(default_model_engines()))
 
     def __post_init__(self) -> None:
         if self.max_batch_requests < 1 or self.max_batch_bytes < 1 or self.batch_expiry <= timedelta(0):
@@ -66,11 +70,20 @@ def plan_limits(org: Organization, limits: ServiceLimits) -> PlanLimits:
     )
 
 
-def validate_payload(body: object) -> tuple[ValidPayload | None, list[FieldProblem]]:
-    """The body of ``POST /v2/generate`` (or a batch line's payload) validated, or every problem in it."""
+def validate_payload(
+    body: object, catalog: ModelCatalog | None = None
+) -> tuple[ValidPayload | None, list[FieldProblem]]:
+    """The body of ``POST /v2/generate`` (or a batch line's payload) validated, or every problem in it.
+
+    With a ``catalog``, a model name it does not serve is a problem (code ``generation_unsupported_model``).
+    """
     model, problems = parse_generation(body)
     if model is not None and len(model.model) > MAX_MODEL_NAME:
         problems = [FieldProblem("model", f"must be at most {MAX_MODEL_NAME} characters")]
+    elif model is not None and catalog is not None and not catalog.serves(model.model):
+        problems = [
+            FieldProblem("model", catalog.unsupported(model.model), ErrorCode.UNSUPPORTED_MODEL.value)
+        ]
     if model is None or problems or not isinstance(body, dict):
         return None, problems
     return ValidPayload(copy.deepcopy(body), model), []
@@ -108,14 +121,24 @@ async def create_generation(
     limits: ServiceLimits,
     *,
     now: datetime | None = None,
+    fingerprint: object = None,
 ) -> Generation:
-    """Accept an interactive generation, or return the one an earlier request with the same key made."""
+    """Accept an interactive generation, or return the one an earlier request with the same key made.
+
+    ``fingerprint`` (default: the body) is what an Idempotency-Key's request is recognised by; an upload
+    passes its files' digests there, since its assetIds are new on every try.
+    """
     check_idempotency_key(idempotency_key)
-    payload, problems = validate_payload(body)
+    payload, problems = validate_payload(body, limits.catalog)
     if payload is None:
-        raise InvalidGenerationRequest([problem.describe() for problem in problems])
+        codes = {problem.code for problem in problems}
+        code = codes.pop() if len(codes) == 1 else None
+        raise InvalidGenerationRequest([problem.describe() for problem in problems], error_code=code)
+    if asset_issues := await asset_problems(store, org.id, payload.model):
+        raise InvalidGenerationRequest([problem.describe() for problem in asset_issues])
     row = generation_row(payload, org.id, now)
-    row.idempotency_key, row.request_hash = idempotency_key, request_hash(body)
+    row.idempotency_key = idempotency_key
+    row.request_hash = request_hash(body if fingerprint is None else fingerprint)
     cap = plan_limits(org, limits).concurrent_generations
     result = await store.generations.insert(row, active_cap=cap)
     if result.outcome is InsertOutcome.OVER_CAP:

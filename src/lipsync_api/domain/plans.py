@@ -40,6 +40,34 @@ DEFAULT_LIMITS: Mapping[Plan, PlanLimits] = {
 }
 
 
+LIMIT_FIELDS = frozenset({"concurrent_generations", "concurrent_batches", "batches_allowed"})
+
+
+def plan_table(overrides: Mapping[str, Mapping[str, int | bool]]) -> dict[Plan, PlanLimits]:
+    """The default limits with some plans' fields replaced, e.g. ``{"growth": {"concurrent_batches": 4}}``.
+
+    Raises ValueError naming an unknown plan, an unknown field or a negative cap.
+    """
+    table = dict(DEFAULT_LIMITS)
+    for name, fields in overrides.items():
+        try:
+            plan = Plan(name)
+        except ValueError:
+            raise ValueError(f"unknown plan {name!r}; plans are {', '.join(Plan)}") from None
+        unknown = set(fields) - LIMIT_FIELDS
+        if unknown:
+            raise ValueError(f"plan {name!r}: unknown limit(s) {', '.join(sorted(unknown))}")
+        merged = {**table[plan].__dict__, **fields}
+        if merged["concurrent_generations"] < 0 or merged["concurrent_batches"] < 0:
+            raise ValueError(f"plan {name!r}: caps must not be negative")
+        table[plan] = PlanLimits(
+            concurrent_generations=int(merged["concurrent_generations"]),
+            concurrent_batches=int(merged["concurrent_batches"]),
+            batches_allowed=bool(merged["batches_allowed"]),
+        )
+    return table
+
+
 def limits_for(
     plan: Plan,
     table: Mapping[Plan, PlanLimits] = DEFAULT_LIMITS,

@@ -86,7 +86,8 @@ def _fetch_and_probe(
     with stages("fetch"):
 
         def fetch(source: str) -> Path:
-            return fetch_input(source, work_dir, config.fetch, allow_local=request.allow_local_files)
+            allow_local = request.allow_local_files or source in request.asset_files
+            return fetch_input(source, work_dir, config.fetch, allow_local=allow_local)
 
         video_path = fetch(request.video)
         audio_paths = {_audio_key(request, i): fetch(a.source) for i, a in enumerate(request.audios)}

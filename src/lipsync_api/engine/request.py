@@ -63,6 +63,8 @@ class GenerationRequest:
     segments: tuple[SegmentSpec, ...] = ()
     output_file_name: str | None = None
     allow_local_files: bool = False
+    # Local files the service stored itself (uploaded assets): readable even when local paths are not.
+    asset_files: frozenset[str] = frozenset()
 
     def output_name(self, default: str = "output") -> str:
         """The output file's name: ``outputFileName`` (or ``default``) with ``.mp4`` appended."""

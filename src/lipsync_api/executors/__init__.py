@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from lipsync_api.api.engine_request import to_engine_request
+from lipsync_api.api.engine_request import AssetPath, to_engine_request
 from lipsync_api.api.generation_request import parse_generation
+from lipsync_api.domain.models_catalog import BUILTIN_ENGINE_NAME
 from lipsync_api.engine.analysis import AnalysisCache
 from lipsync_api.engine.pipeline import render
 from lipsync_api.engine.request import EngineConfig
 from lipsync_api.errors import ErrorCode, GenerationError
-
-BUILTIN_ENGINE_NAME = "lipsync-api"
 
 
 @dataclass(frozen=True)
@@ -63,10 +62,13 @@ class RealEngine:
         *,
         name: str = BUILTIN_ENGINE_NAME,
         allow_local_files: bool = False,
+        asset_path: AssetPath | None = None,
     ) -> None:
+        """``asset_path`` finds uploaded assets' files (without it an ``assetId`` input cannot run)."""
         self._config = config
         self._name = name
         self._allow_local_files = allow_local_files
+        self._asset_path = asset_path
         self._cache = _cache_for(config)
 
     def run(self, generation_id: str, request_json: dict[str, Any], work_dir: Path) -> EngineResult:
@@ -75,7 +77,9 @@ class RealEngine:
         if model is None:
             described = "; ".join(problem.describe() for problem in problems)
             raise GenerationError(ErrorCode.PIPELINE_FAILED, f"stored request is invalid: {described}")
-        request = to_engine_request(model, allow_local_files=self._allow_local_files)
+        request = to_engine_request(
+            model, allow_local_files=self._allow_local_files, asset_path=self._asset_path
+        )
         result = render(request, work_dir, self._config, cache=self._cache)
         return EngineResult(result.output_path, result.duration, self._name)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -15,6 +16,8 @@ from typing import BinaryIO
 from lipsync_api.storage import ObjectNotFoundError, validate_key
 
 _COPY_CHUNK = 1 << 20
+# What ``_write_atomically`` names its temp files (tempfile.mkstemp with this prefix and suffix).
+_TEMP_NAME = re.compile(r"\..+\.tmp")
 
 
 class LocalStorage:
@@ -88,6 +91,13 @@ class LocalStorage:
         start = self.path_for(prefix) if prefix else self._root
         return await asyncio.to_thread(self._list_older_sync, start, cutoff)
 
+    async def remove_stale_temp_files(self, cutoff: float) -> list[Path]:
+        """Delete the temp files of writes a killed process left, untouched since ``cutoff`` (unix time).
+
+        A write in progress keeps its temp file's mtime fresh, so an old one belongs to no live writer.
+        """
+        return await asyncio.to_thread(self._remove_stale_temp_sync, cutoff)
+
     def _delete_sync(self, path: Path) -> bool:
         """Unlink, then prune empty parents so retention does not leave a forest of empty folders."""
         try:
@@ -105,6 +115,22 @@ class LocalStorage:
             except OSError:  # not empty (or raced by a concurrent write): stop here
                 return
             folder = folder.parent
+
+    def _remove_stale_temp_sync(self, cutoff: float) -> list[Path]:
+        """Unlink old temp files, then prune the folders they leave empty."""
+        removed: list[Path] = []
+        for folder, _, filenames in os.walk(self._root, followlinks=False):
+            for name in filenames:
+                path = Path(folder, name)
+                if not _TEMP_NAME.fullmatch(name) or path.is_symlink():
+                    continue
+                with contextlib.suppress(FileNotFoundError):  # renamed into place or removed meanwhile
+                    if path.lstat().st_mtime < cutoff:
+                        path.unlink()
+                        removed.append(path)
+        for path in removed:
+            self._prune_empty_parents(path.parent)
+        return removed
 
     def _list_older_sync(self, start: Path, cutoff: float) -> list[str]:
         """Walk without following links; temporary files are skipped since no key starts with a dot."""

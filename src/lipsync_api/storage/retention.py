@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Callable
 
 from lipsync_api.storage import Storage
 
@@ -28,3 +32,26 @@ def retention_cutoff(now: float, retention_seconds: float) -> float:
     if retention_seconds <= 0:
         raise ValueError("retention window must be positive")
     return now - retention_seconds
+
+
+def sweep_interval(retention_seconds: float) -> float:
+    """How often to sweep: a quarter of the window, at least every hour, at most every second."""
+    return max(1.0, min(retention_seconds / 4, 3600.0))
+
+
+async def run_retention(
+    storage: Storage,
+    retention_seconds: float,
+    stop: asyncio.Event,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Sweep every stored object (outputs, results files, uploads) past the window until ``stop`` is set."""
+    interval = sweep_interval(retention_seconds)
+    while not stop.is_set():
+        try:
+            await delete_older_than(storage, retention_cutoff(clock(), retention_seconds))
+        except Exception:  # a full disk or a vanished folder must not end the loop
+            logger.exception("retention sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lipsync_api.store.assets import AssetRepository
 from lipsync_api.store.batches import BatchRepository
 from lipsync_api.store.database import create_engine_for, sessionmaker
 from lipsync_api.store.generations import GenerationRepository
@@ -24,6 +25,7 @@ class Store:
     leases: LeaseRepository
     batches: BatchRepository
     outbox: OutboxRepository
+    assets: AssetRepository
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine) -> Store:
@@ -36,6 +38,7 @@ class Store:
             leases=LeaseRepository(sessions),
             batches=BatchRepository(sessions),
             outbox=OutboxRepository(sessions),
+            assets=AssetRepository(sessions),
         )
 
     @classmethod

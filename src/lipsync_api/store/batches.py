@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lipsync_api.store.cursor import decode_cursor, encode_cursor
-from lipsync_api.store.leases import counter_for
+from lipsync_api.store.leases import Announce, counter_for
 from lipsync_api.store.models import (
     RUNNING_BATCH_STATUSES,
     Batch,
@@ -143,6 +143,12 @@ class BatchRepository:
         async with self._sessions() as session:
             return list((await session.scalars(query)).all())
 
+    async def list_canceled_unfinalised(self) -> list[str]:
+        """Ids of CANCELED batches whose results file is not written yet (for the finaliser)."""
+        query = select(Batch.id).where(Batch.status == BatchStatus.CANCELED, Batch.results_key.is_(None))
+        async with self._sessions() as session:
+            return list((await session.scalars(query)).all())
+
     async def count_running(self, organization_id: str) -> int:
         """The organization's batches that are not final (what the per-plan batch cap counts)."""
         async with self._sessions() as session:
@@ -187,21 +193,26 @@ class BatchRepository:
         now: datetime | None = None,
         error: str | None = None,
         error_code: str | None = None,
+        announce: Announce | None = None,
     ) -> int:
         """End every PENDING line of the batch with ``status`` (cancel, expiry) and count them in the batch.
 
-        Lines already PROCESSING are left to their lease holders. Returns how many lines were closed.
+        Lines already PROCESSING are left to their lease holders. ``announce`` gives the webhooks of each
+        closed line, stored in the same transaction. Returns how many lines were closed.
         """
         counter = counter_for(status)
         closing = (
             update(Generation)
             .where(Generation.batch_id == batch_id, Generation.status == GenerationStatus.PENDING)
             .values(status=status, completed_at=now or utc_now(), error=error, error_code=error_code)
-            .returning(Generation.id)
-            .execution_options(synchronize_session=False)
+            .returning(Generation)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
         async with self._sessions.begin() as session:
-            closed = len((await session.scalars(closing)).all())
+            lines = list((await session.scalars(closing)).all())
+            closed = len(lines)
+            if announce is not None:
+                session.add_all([delivery for line in lines for delivery in announce(line)])
             if closed:
                 bump = (
                     update(Batch)

@@ -104,6 +104,12 @@ class GenerationRepository:
         async with self._sessions() as session:
             return await _count_active(session, organization_id)
 
+    async def any_active(self) -> bool:
+        """Whether any organization has a generation PENDING or PROCESSING (the scheduler's drain test)."""
+        query = select(Generation.id).where(Generation.status.in_(ACTIVE_GENERATION_STATUSES)).limit(1)
+        async with self._sessions() as session:
+            return (await session.scalar(query)) is not None
+
     async def find_by_idempotency_key(self, organization_id: str, key: str) -> Generation | None:
         """The organization's generation created under ``key``, if any."""
         async with self._sessions() as session:

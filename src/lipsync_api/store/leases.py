@@ -7,7 +7,7 @@ and was re-queued (or re-claimed) can change nothing: its writes match no row an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -27,6 +27,10 @@ _COUNTER_OF_STATUS: dict[str, str] = {
     GenerationStatus.REJECTED: "failed_count",
     GenerationStatus.CANCELED: "canceled_count",
 }
+
+
+Announce = Callable[[Generation], Sequence[WebhookDelivery]]
+"""The webhooks announcing a generation's final state; stored in the transaction that ends it."""
 
 
 class Claim(NamedTuple):
@@ -50,25 +54,36 @@ class LeaseRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def claim_next(self, owner: str, lease_seconds: float, now: datetime | None = None) -> Claim | None:
+    async def claim_next(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+        *,
+        after_batch: str | None = None,
+    ) -> Claim | None:
         """Claim the next PENDING generation that is due: interactive ones first, then batch lines.
 
-        One statement, ``UPDATE ... WHERE id = (SELECT ... LIMIT 1) AND status = 'PENDING'``: on
-        PostgreSQL the sub-select takes ``FOR UPDATE SKIP LOCKED``, so concurrent claimers pass over
-        each other's rows; SQLite runs one writer at a time, so the sub-select sees every earlier claim.
+        Batch lines come from the first batch (in id order) after ``after_batch``, wrapping around, so a
+        caller that passes the batch of its previous claim serves running batches round-robin; within a
+        batch, lines go in input order. One statement, ``UPDATE ... WHERE id = (SELECT ... LIMIT 1) AND
+        status = 'PENDING'``: on PostgreSQL the sub-select takes ``FOR UPDATE SKIP LOCKED``, so concurrent
+        claimers pass over each other's rows; SQLite runs one writer at a time, so the sub-select sees
+        every earlier claim.
         """
         now = now or utc_now()
-        # TODO(scheduler): batch lines go oldest batch first here; round-robin across running batches
-        # belongs to the scheduler (e.g. by passing the batch to favour), not to this primitive.
+        interactive_first = case((Generation.batch_id.is_(None), 0), else_=1)
+        ordering: list[ColumnElement[Any] | InstrumentedAttribute[Any]] = [
+            interactive_first,
+            Generation.created_at,
+        ]
+        if after_batch is not None:
+            ordering = [interactive_first, case((Generation.batch_id > after_batch, 0), else_=1)]
         candidate = (
             select(Generation.id)
             .where(Generation.status == GenerationStatus.PENDING, _due(now))
             .order_by(
-                case((Generation.batch_id.is_(None), 0), else_=1),
-                Generation.created_at,
-                Generation.batch_id,
-                Generation.line_no,
-                Generation.id,
+                *ordering, Generation.batch_id, Generation.line_no, Generation.created_at, Generation.id
             )
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -157,21 +172,28 @@ class LeaseRepository:
             values["engine"] = engine
         async with self._sessions.begin() as session:
             finished = await _finish(session, _fence(generation_id, owner, attempt), status, values)
-            if finished:
+            if finished is not None:
                 session.add_all(deliveries)
-        return finished
+        return finished is not None
 
     async def requeue_expired(
-        self, now: datetime | None = None, *, max_attempts: int | None = None
+        self,
+        now: datetime | None = None,
+        *,
+        max_attempts: int | None = None,
+        announce: Announce | None = None,
     ) -> RequeueResult:
         """Put PROCESSING generations whose lease has expired back to PENDING.
 
         With ``max_attempts``, one that has already been claimed that many times is failed instead
-        (``generation_timeout``), so work that kills its worker every time cannot loop forever.
+        (``generation_timeout``), so work that kills its worker every time cannot loop forever;
+        ``announce`` gives the webhooks stored with each such failure.
         """
         now = now or utc_now()
         expired = [Generation.status == GenerationStatus.PROCESSING, Generation.lease_expires_at < now]
-        failed = [] if max_attempts is None else await self._fail_exhausted(expired, max_attempts, now)
+        failed = (
+            [] if max_attempts is None else await self._fail_exhausted(expired, max_attempts, now, announce)
+        )
         if max_attempts is not None:
             # A row that used up its attempts between the two statements waits for the next sweep.
             expired.append(Generation.attempts < max_attempts)
@@ -187,7 +209,11 @@ class LeaseRepository:
         return RequeueResult(requeued=requeued, failed=failed)
 
     async def _fail_exhausted(
-        self, expired: list[ColumnElement[bool]], max_attempts: int, now: datetime
+        self,
+        expired: list[ColumnElement[bool]],
+        max_attempts: int,
+        now: datetime,
+        announce: Announce | None,
     ) -> list[str]:
         query = select(Generation.id, Generation.lease_owner, Generation.attempts).where(
             *expired, Generation.attempts >= max_attempts
@@ -203,8 +229,11 @@ class LeaseRepository:
                     "lease_expires_at": None,
                 }
                 fence = _fence(generation_id, owner or "", attempt)
-                if await _finish(session, fence, GenerationStatus.FAILED, values):
+                ended = await _finish(session, fence, GenerationStatus.FAILED, values)
+                if ended is not None:
                     failed.append(generation_id)
+                    if announce is not None:
+                        session.add_all(announce(ended))
         return failed
 
     async def _fenced_update(
@@ -248,24 +277,25 @@ def counter_for(status: str) -> InstrumentedAttribute[int]:
 
 async def _finish(
     session: AsyncSession, fence: list[ColumnElement[bool]], status: str, values: dict[str, Any]
-) -> bool:
+) -> Generation | None:
+    """End the fenced generation and count it in its batch; the ended row, or None when the fence failed."""
     counter = counter_for(status)
     statement = (
         update(Generation)
         .where(*fence)
         .values(**values)
-        .returning(Generation.batch_id)
-        .execution_options(synchronize_session=False)
+        .returning(Generation)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    row = (await session.execute(statement)).first()
-    if row is None:
-        return False
-    if row.batch_id is not None:
+    ended = (await session.scalars(statement)).first()
+    if ended is None:
+        return None
+    if ended.batch_id is not None:
         bump = (
             update(Batch)
-            .where(Batch.id == row.batch_id)
+            .where(Batch.id == ended.batch_id)
             .values({counter: counter + 1, Batch.version: Batch.version + 1})
             .execution_options(synchronize_session=False)
         )
         await session.execute(bump)
-    return True
+    return ended

@@ -1,4 +1,4 @@
-"""The tables: organizations, API keys, batches, generations and the webhook outbox."""
+"""The tables: organizations, API keys, batches, generations, the webhook outbox and uploaded assets."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Float,
     ForeignKey,
     Index,
@@ -70,6 +71,13 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+
+
+class AssetKind(StrEnum):
+    """What an uploaded asset holds; it matches the type of the input that names it."""
+
+    VIDEO = "video"
+    AUDIO = "audio"
 
 
 class Base(DeclarativeBase):
@@ -189,3 +197,18 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Asset(Base):
+    """An uploaded media file of an organization, stored under ``storage_key`` (``assets/<id>/<kind>``)."""
+
+    __tablename__ = "assets"
+    __table_args__ = (Index("ix_assets_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    storage_key: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    original_filename: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lipsync_api.domain.batch_service import cancel_batch
-from lipsync_api.scheduler import Scheduler
+from lipsync_api.finalise import announcer
+from lipsync_api.scheduler import Scheduler, remove_work
 from lipsync_api.storage.local import LocalStorage
 from lipsync_api.store import Store
 from lipsync_api.store.models import Batch, BatchStatus, Generation, Organization, WebhookDelivery
 from lipsync_api.store.types import utc_now
+from tests.integration.scheduler.conftest import SIGNER
 from tests.integration.scheduler.fakes import FAKE_ENGINE_NAME, FakeEngine
 from tests.integration.store.factories import request_body
 
@@ -227,3 +231,89 @@ async def test_run_forever_works_until_stopped(
     await asyncio.wait_for(runner, TIMEOUT)
     record = await store.batches.get(batch_id)
     assert record is not None and record.batch.status == "COMPLETED"
+
+
+async def test_running_batches_share_one_worker_round_robin(
+    store: Store, org: Organization, engine: FakeEngine, make_scheduler: MakeScheduler
+) -> None:
+    first = await new_batch(store, org, ["ok"] * 4)
+    second = await new_batch(store, org, ["ok"] * 3)
+    await drain(make_scheduler(workers=1))
+    order = [(await store.generations.get(generation_id)) for generation_id in engine.calls]
+    batches = [row.batch_id for row in order if row is not None]
+    assert sorted(batches[:2]) == sorted([first, second])
+    assert all(a != b for a, b in itertools.pairwise(batches[:7])), batches
+    assert batches[-1] == first and batches.count(first) == 4 and batches.count(second) == 3
+
+
+def hooked_lines(scripts: list[str]) -> list[Generation]:
+    """Batch lines that each announce their end to a webhook of their own."""
+    lines = [line(n, audio) for n, audio in enumerate(scripts, start=1)]
+    for row in lines:
+        row.webhook_url = f"https://hooks.example/line/{row.line_no}"
+    return lines
+
+
+async def test_canceled_and_expired_lines_announce_their_end(
+    store: Store, org: Organization, engine: FakeEngine, make_scheduler: MakeScheduler
+) -> None:
+    canceled = Batch(organization_id=org.id, status=BatchStatus.JOBS_CREATED)
+    assert await store.batches.insert(canceled, hooked_lines(["ok", "ok"]))
+    expired = Batch(
+        organization_id=org.id, status=BatchStatus.JOBS_CREATED, expires_at=utc_now() - timedelta(seconds=1)
+    )
+    assert await store.batches.insert(expired, hooked_lines(["ok"]))
+    await cancel_batch(store, org, canceled.id, utc_now(), announcer(SIGNER, utc_now()))
+    await drain(make_scheduler())
+    hooks = {hook.target_url: json.loads(hook.body) for hook in await outbox(store)}
+    assert len(hooks) == 2, hooks
+    assert {body["status"] for body in hooks.values()} == {"CANCELED", "FAILED"}
+    timed_out = [body for body in hooks.values() if body["status"] == "FAILED"]
+    assert timed_out[0]["error_code"] == "generation_timeout"
+    assert not engine.calls
+
+
+async def test_a_generation_out_of_attempts_announces_its_failure(
+    store: Store, org: Organization, make_scheduler: MakeScheduler
+) -> None:
+    row = Generation(
+        organization_id=org.id,
+        model="lipsync-2",
+        request=request_body(),
+        webhook_url="https://hooks.example/g",
+    )
+    await store.generations.insert(row)
+    long_ago = utc_now() - timedelta(hours=1)
+    for attempt in range(3):  # three workers die holding it; the scheduler's sweep finds the third
+        assert await store.leases.claim_next(f"dead-{attempt}", 1.0, long_ago) is not None
+        if attempt < 2:
+            await store.leases.requeue_expired(long_ago + timedelta(seconds=2))
+    await make_scheduler().run_once()
+    failed = await store.generations.get(row.id)
+    assert failed is not None and failed.status == "FAILED" and failed.error_code == "generation_timeout"
+    [hook] = await outbox(store)
+    assert hook.target_url == "https://hooks.example/g" and json.loads(hook.body)["status"] == "FAILED"
+
+
+async def test_work_folders_of_finished_or_unknown_generations_are_swept(
+    store: Store, org: Organization, make_scheduler: MakeScheduler, tmp_path: Path
+) -> None:
+    running = Generation(organization_id=org.id, model="lipsync-2", request=request_body())
+    await store.generations.insert(running)
+    assert await store.leases.claim_next("worker-z", 600.0) is not None
+    scheduler = make_scheduler(owner="sweeper")
+    work = tmp_path / "work" / "sweeper"
+    for name in (running.id, "0b7c7f0e-0000-4000-8000-000000000000"):
+        (work / name / "1").mkdir(parents=True)
+        (work / name / "1" / "fetch-video").write_bytes(b"partial")
+    assert await scheduler.sweep_work() == 1
+    assert sorted(path.name for path in work.iterdir()) == [running.id]
+
+
+async def test_remove_work_keeps_newer_attempts(tmp_path: Path) -> None:
+    for attempt in ("1", "2", "3"):
+        (tmp_path / "gen" / attempt).mkdir(parents=True)
+    remove_work(tmp_path / "gen", 2)
+    assert sorted(path.name for path in (tmp_path / "gen").iterdir()) == ["3"]
+    remove_work(tmp_path / "gen")
+    assert not (tmp_path / "gen").exists()

@@ -187,3 +187,17 @@ async def test_concurrent_writers_to_one_key_leave_one_complete_version(storage:
     await asyncio.gather(*(storage.put_bytes(KEY, version) for version in versions))
     assert await storage.read_bytes(KEY) in versions
     assert _hidden_files(storage.root) == []
+
+
+@pytest.mark.asyncio
+async def test_stale_temp_files_of_killed_writes_are_removed(storage: LocalStorage) -> None:
+    await storage.put_bytes(KEY, b"kept")
+    folder = storage.path_for(KEY).parent
+    stale, fresh = folder / ".clip.mp4.abc123.tmp", folder.parent / "gen_2" / ".clip.mp4.def456.tmp"
+    fresh.parent.mkdir()
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"writing")
+    os.utime(stale, (1000.0, 1000.0))
+    removed = await storage.remove_stale_temp_files(cutoff=2000.0)
+    assert removed == [stale]
+    assert not stale.exists() and fresh.exists() and await storage.read_bytes(KEY) == b"kept"

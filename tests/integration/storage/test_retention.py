@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 import pytest
 
 from lipsync_api.storage.local import LocalStorage
-from lipsync_api.storage.retention import delete_older_than, retention_cutoff
+from lipsync_api.storage.retention import delete_older_than, retention_cutoff, run_retention, sweep_interval
 
 NOW = 1_700_000_000.0
 DAY = 86_400.0
@@ -73,3 +74,28 @@ def test_cutoff_refuses_a_non_positive_window() -> None:
     assert retention_cutoff(NOW, DAY) == NOW - DAY
     with pytest.raises(ValueError):
         retention_cutoff(NOW, 0)
+
+
+@pytest.mark.asyncio
+async def test_the_retention_loop_sweeps_until_stopped(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    await _put_aged(storage, "outputs/org_1/gen_old/clip.mp4", 3 * DAY)
+    await _put_aged(storage, "assets/asset_1/video", 3 * DAY)
+    await _put_aged(storage, "outputs/org_1/gen_new/clip.mp4", 0.5 * DAY)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(run_retention(storage, DAY, stop, clock=lambda: NOW))
+    for _ in range(100):
+        if not await storage.exists("assets/asset_1/video"):
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(loop, 5)
+    assert not await storage.exists("outputs/org_1/gen_old/clip.mp4")
+    assert not await storage.exists("assets/asset_1/video")
+    assert await storage.exists("outputs/org_1/gen_new/clip.mp4")
+
+
+def test_sweep_interval_is_a_quarter_window_within_bounds() -> None:
+    assert sweep_interval(DAY * 30) == 3600.0
+    assert sweep_interval(400.0) == 100.0
+    assert sweep_interval(0.5) == 1.0

@@ -14,7 +14,16 @@ from lipsync_api.store.database import create_engine_for
 from lipsync_api.store.migrate import MIGRATIONS_DIR, current_revision, upgrade_to_head
 from lipsync_api.store.models import Base
 
-TABLES = {"organizations", "api_keys", "batches", "generations", "webhook_deliveries", "alembic_version"}
+TABLES = {
+    "organizations",
+    "api_keys",
+    "batches",
+    "generations",
+    "webhook_deliveries",
+    "assets",
+    "alembic_version",
+}
+HEAD = "0002"
 
 
 def _schema(connection: Connection) -> tuple[set[str], list[object]]:
@@ -38,14 +47,14 @@ async def test_upgrade_creates_every_table_on_an_empty_database(database_url: st
     await upgrade_to_head(database_url)
     tables, _ = await _inspect(database_url)
     assert tables == TABLES
-    assert await current_revision(database_url) == "0001"
+    assert await current_revision(database_url) == HEAD
 
 
 @pytest.mark.asyncio
 async def test_upgrade_is_idempotent(database_url: str) -> None:
     await upgrade_to_head(database_url)
     await upgrade_to_head(database_url)
-    assert await current_revision(database_url) == "0001"
+    assert await current_revision(database_url) == HEAD
 
 
 @pytest.mark.asyncio

@@ -108,12 +108,24 @@ def test_a_media_input_needs_a_url(index: int) -> None:
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_asset_ids_are_refused_with_a_clear_message(index: int) -> None:
+def test_an_asset_id_stands_for_the_url(index: int) -> None:
     payload = simple_payload()
     payload["input"][index] = {"type": payload["input"][index]["type"], "assetId": "asset-123"}
-    assert problems_of(payload) == [
-        (f"input[{index}].assetId", "assetId inputs are not supported; give a url")
-    ]
+    model, problems = parse_generation(payload)  # whether the caller owns it is the use case's check
+    assert problems == [] and model is not None
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"assetId": "a1", "url": "https://media.example.com/v.mp4"}, "give either url or assetId, not both"),
+        ({"assetId": " "}, "must not be empty"),
+    ],
+)
+def test_an_asset_id_is_given_alone_and_not_blank(fields: dict[str, str], expected: str) -> None:
+    payload = simple_payload()
+    payload["input"][0] = {"type": "video", **fields}
+    assert problems_of(payload) == [("input[0].assetId", expected)]
 
 
 @pytest.mark.parametrize(
@@ -382,7 +394,6 @@ def test_every_rule_problem_is_reported_at_once() -> None:
     payload["segments"][1]["audioInput"].update(refId="nope", endTime=None)
     assert problems_of(payload) == [
         ("input", "needs exactly one video input, got 2"),
-        ("input[3].assetId", "assetId inputs are not supported; give a url"),
         ("input[4]", "text-to-speech inputs are not supported yet; give an audio url"),
         ("input[4].refId", "'a1' duplicates input[1].refId"),
         ("segments[1].audioInput.refId", "'nope' names no audio input's refId"),

@@ -92,12 +92,10 @@ def test_a_minimal_request_with_explicit_nones_parses() -> None:
     assert problems == [] and model is not None
 
 
-def test_an_sdk_asset_id_gets_the_clear_refusal() -> None:
+def test_an_sdk_asset_id_is_accepted_by_the_rules() -> None:
     body = body_sent_by_the_sdk(
         model="lipsync-2", input=[Video(asset_id="asset-1"), Audio(url="https://media.example.com/a.wav")]
     )
     assert body["input"][0] == {"type": "video", "assetId": "asset-1"}
-    _, problems = parse_generation(body)
-    assert [(p.field, p.message) for p in problems] == [
-        ("input[0].assetId", "assetId inputs are not supported; give a url")
-    ]
+    model, problems = parse_generation(body)
+    assert problems == [] and model is not None and model.input[0].asset_id == "asset-1"

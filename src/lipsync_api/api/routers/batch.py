@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from lipsync_api.api.deps import CurrentOrg, State, split_values
+from lipsync_api.api.routers.analyze import get_estimator
 from lipsync_api.api.runtime import AppState
 from lipsync_api.api.upload import FILE_FIELD, read_multipart
 from lipsync_api.api.views import batch_view
 from lipsync_api.domain.services import cancel_batch, create_batch, dry_run_batch, get_batch
 from lipsync_api.errors import InvalidRequestError
+from lipsync_api.finalise import announcer
 from lipsync_api.store.batches import BatchRecord
 from lipsync_api.store.types import utc_now
 
@@ -66,7 +68,8 @@ async def create(state: State, org: CurrentOrg, request: Request) -> JSONRespons
     if data is None:
         raise InvalidRequestError(f"{FILE_FIELD}: the batch file is required")
     if _flag(form.text("dry_run")):
-        return JSONResponse(dry_run_batch(org, data, state.limits), status_code=200)
+        answer = await dry_run_batch(org, data, state.limits, get_estimator(request))
+        return JSONResponse(answer, status_code=200)
     record = await create_batch(state.store, org, data, form.text("webhook_url"), state.limits, utc_now())
     return JSONResponse(_view(state, record), status_code=201)
 
@@ -105,4 +108,5 @@ async def list_batches(
 @router.post("/v2/batch/{batch_id}/cancel", summary="Cancel a batch")
 async def cancel(state: State, org: CurrentOrg, batch_id: str) -> dict[str, Any]:
     """Cancel the caller's running batch; pending lines end CANCELED."""
-    return _view(state, await cancel_batch(state.store, org, batch_id, utc_now()))
+    now = utc_now()
+    return _view(state, await cancel_batch(state.store, org, batch_id, now, announcer(state.signer, now)))
