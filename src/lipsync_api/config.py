@@ -137,6 +137,12 @@ class Settings(BaseSettings):
         ge=0,
         description="On stop, seconds to let running generations finish (leases bring back the rest).",
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level `serve` logs."
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines as JSON, as text, or auto: text on a terminal, else JSON."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

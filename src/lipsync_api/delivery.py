@@ -22,6 +22,7 @@ import httpx
 
 from lipsync_api import __version__
 from lipsync_api.netguard import BlockedAddressError, Resolver, guarded_async_client, system_resolver
+from lipsync_api.observability.metrics import Metrics
 from lipsync_api.store import Store
 from lipsync_api.store.models import WebhookDelivery
 from lipsync_api.store.types import utc_now
@@ -95,10 +96,12 @@ class WebhookSender:
         rng: random.Random | None = None,
         resolver: Resolver = system_resolver,
         dialer: httpcore.AsyncNetworkBackend | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._policy = policy or DeliveryPolicy()
         self._rng = rng or random.Random()
+        self._metrics = metrics or Metrics()
         self._client = guarded_async_client(
             self._policy.timeout(),
             allow_private_addresses=self._policy.allow_private_addresses,
@@ -192,8 +195,14 @@ class WebhookSender:
     async def _settle(self, delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> bool:
         outbox = self._store.outbox
         if outcome.error is None:
-            return await outbox.mark_delivered(delivery.id, delivery.attempts, now=now)
+            settled = await outbox.mark_delivered(delivery.id, delivery.attempts, now=now)
+            if settled:
+                self._metrics.count_delivery("delivered")
+            return settled
         retry_at = None
         if not outcome.permanent and delivery.attempts < self._policy.max_attempts:
             retry_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, self._policy, self._rng))
-        return await outbox.mark_failed(delivery.id, delivery.attempts, outcome.error, retry_at)
+        settled = await outbox.mark_failed(delivery.id, delivery.attempts, outcome.error, retry_at)
+        if settled:
+            self._metrics.count_delivery("failed" if retry_at is None else "retried")
+        return settled

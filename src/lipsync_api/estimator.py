@@ -16,7 +16,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 
 from lipsync_api.api.engine_request import to_engine_request
 from lipsync_api.api.schemas import AudioInput, CreateGeneration, VideoInput
@@ -26,7 +25,7 @@ from lipsync_api.domain.estimate import Estimate, LineOutcome, estimate, output_
 from lipsync_api.domain.generation_service import ServiceLimits, ValidPayload, validate_payload
 from lipsync_api.engine.fetch import redact_url
 from lipsync_api.engine.media import MediaInfo, check_audio_limits, check_video_limits
-from lipsync_api.engine.probe_url import probe_url
+from lipsync_api.engine.probe_url import UrlProber
 from lipsync_api.engine.request import EngineConfig
 from lipsync_api.engine.timeline import VideoTiming
 from lipsync_api.errors import (
@@ -135,7 +134,8 @@ class Estimator:
         prober: Prober | None = None,
     ) -> None:
         self.config, self.prices, self.timeout, self.cache = config, dict(prices), timeout_seconds, cache
-        self._prober = prober or partial(_engine_probe, config)
+        self._own_prober = UrlProber(config.fetch, config.max_fps) if prober is None else None
+        self._prober: Prober = prober or self._engine_probe
         self._pool = ThreadPoolExecutor(CONCURRENT_PROBES, thread_name_prefix="estimate")
 
     @classmethod
@@ -147,6 +147,8 @@ class Estimator:
     def close(self) -> None:
         """Stop the probe threads (a probe in progress ends at its time limit)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_prober is not None:
+            self._own_prober.close()
 
     async def estimate(self, model: CreateGeneration) -> Estimate:
         """One request's estimate; any input that cannot be read (or priced) is a 400 naming it."""
@@ -162,8 +164,9 @@ class Estimator:
         """Each line's estimate, or why it has none; distinct URLs are probed once for all lines."""
         urls: list[str] = []
         for line in lines:
-            with contextlib.suppress(Unestimable):
-                urls.extend(item.url for item in media_inputs(line.payload.model))
+            if line.payload.model.model in self.prices:  # no price, no estimate: nothing to probe
+                with contextlib.suppress(Unestimable):
+                    urls.extend(item.url for item in media_inputs(line.payload.model))
         probed = await self.probe_all(urls)
         outcomes = []
         for line in lines:
@@ -219,6 +222,10 @@ class Estimator:
         self.cache.put(url, info)
         return info
 
+    def _engine_probe(self, url: str, deadline: float) -> MediaInfo:
+        assert self._own_prober is not None  # made whenever no prober is given
+        return self._own_prober(url, deadline)
+
     def _too_slow(self, url: str) -> GenerationError:
         return GenerationError(
             ErrorCode.MEDIA_FETCH_FAILED,
@@ -256,10 +263,6 @@ class Estimator:
         except GenerationError as error:
             raise Unestimable(error.error_code, [error.message]) from None
         return estimate(frames, video.fps, price)
-
-
-def _engine_probe(config: EngineConfig, url: str, deadline: float) -> MediaInfo:
-    return probe_url(url, config.fetch, config.max_fps, deadline=deadline)
 
 
 async def estimate_generation(estimator: Estimator, body: object, limits: ServiceLimits) -> Estimate:

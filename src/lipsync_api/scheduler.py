@@ -21,6 +21,9 @@ from pathlib import Path
 from lipsync_api.errors import ErrorCode, GenerationError
 from lipsync_api.executors import EngineResult, Executor
 from lipsync_api.finalise import BatchFinaliser, UrlSigner, announcer, generation_delivery
+from lipsync_api.notifier import BatchNotifier
+from lipsync_api.observability.context import context_with
+from lipsync_api.observability.metrics import Metrics
 from lipsync_api.storage import Storage
 from lipsync_api.store import Store
 from lipsync_api.store.leases import Claim
@@ -79,21 +82,26 @@ class Scheduler:
         signer: UrlSigner,
         *,
         clock: Clock = utc_now,
+        metrics: Metrics | None = None,
+        notifier: BatchNotifier | None = None,
     ) -> None:
         self._store, self._executor, self._storage = store, executor, storage
         self._work_root, self._config, self._signer, self._clock = work_root, config, signer, clock
         self._finaliser = BatchFinaliser(store, storage, signer)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_batch: str | None = None  # the round-robin position among running batches
+        self._metrics, self._notifier = metrics or Metrics(), notifier or BatchNotifier()
 
     async def run_once(self, now: datetime | None = None) -> int:
         """One round: sweep, finalise, then claim up to the free workers; returns how many were claimed."""
         now = now or self._clock()
-        await self._store.leases.requeue_expired(
+        expired = await self._store.leases.requeue_expired(
             now, max_attempts=self._config.max_attempts, announce=announcer(self._signer, now)
         )
+        self._metrics.count_lease_expiries(expired)
         await self._finaliser.expire(now)
-        await self._finaliser.finalise_ready(now)
+        for ended in await self._finaliser.finalise_ready(now):
+            self._notifier.poke(ended)
         claimed = 0
         while len(self._tasks) < self._executor.workers:
             claim = await self._store.leases.claim_next(
@@ -165,7 +173,9 @@ class Scheduler:
                 from_statuses=(BatchStatus.PENDING, BatchStatus.JOBS_CREATED),
                 started_at=now,
             )
-        task = asyncio.create_task(self._process(claim))
+        self._notifier.poke(batch_id)
+        ids = {"generation_id": claim.generation.id, "batch_id": batch_id}
+        task = asyncio.create_task(self._process(claim), context=context_with(ids))  # ids in its logs
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -211,6 +221,7 @@ class Scheduler:
                 return
 
     async def _record_success(self, claim: Claim, result: EngineResult) -> None:
+        self._metrics.observe_stages(result.stage_seconds)
         key = output_key(claim.generation)
         await self._storage.put_file(key, result.output_path)
         await self._finish(
@@ -266,6 +277,7 @@ class Scheduler:
             error_code=error_code,
             deliveries=generation_delivery(generation, self._signer, now),
         )
+        self._notifier.poke(generation.batch_id)
         if not finished:
             log.warning(
                 "generation %s attempt %d lost its lease; result dropped", generation.id, claim.attempt

@@ -65,18 +65,21 @@ class _Handler(BaseHTTPRequestHandler):
         if route not in ("r", "plain", "moody") or "/" in name or not path.is_file():
             self._answer(404, b"not found")
             return
-        data = path.read_bytes()
+        size = path.stat().st_size
         wanted = _RANGE.fullmatch(self.headers.get("Range", ""))
         if wanted is None or route == "plain" or (route == "moody" and self._asked_before(name)):
-            self._answer(200, data, [("Accept-Ranges", "none")])
+            self._answer(200, path.read_bytes(), [("Accept-Ranges", "none")])
             return
         start = int(wanted[1])
-        end = min(int(wanted[2]) if wanted[2] else len(data) - 1, len(data) - 1)
-        if start >= len(data):
-            self._answer(416, b"", [("Content-Range", f"bytes */{len(data)}")])
+        end = min(int(wanted[2]) if wanted[2] else size - 1, size - 1)
+        if start >= size:
+            self._answer(416, b"", [("Content-Range", f"bytes */{size}")])
             return
-        headers = [("Content-Range", f"bytes {start}-{end}/{len(data)}"), ("Accept-Ranges", "bytes")]
-        self._answer(206, data[start : end + 1], headers)
+        with path.open("rb") as file:
+            file.seek(start)
+            part = file.read(end - start + 1)
+        headers = [("Content-Range", f"bytes {start}-{end}/{size}"), ("Accept-Ranges", "bytes")]
+        self._answer(206, part, headers)
 
     def _asked_before(self, name: str) -> bool:
         return any(s.range is not None for s in self.server.host.served(name))

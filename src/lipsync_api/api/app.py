@@ -9,11 +9,15 @@ from fastapi import FastAPI
 
 from lipsync_api import __version__
 from lipsync_api.api.errors import install_error_handlers
-from lipsync_api.api.routers import analyze, batch, files, generate, health, models
+from lipsync_api.api.routers import analyze, batch, events, files, generate, health, metrics, models
 from lipsync_api.api.runtime import background_loops, open_state
 from lipsync_api.config import Settings, load_settings
 from lipsync_api.estimator import open_estimator
 from lipsync_api.executors import Engine
+from lipsync_api.notifier import BatchNotifier
+from lipsync_api.observability.http import ObservabilityMiddleware
+from lipsync_api.observability.logs import register_secret
+from lipsync_api.observability.metrics import Metrics
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None, run_workers: bool = True) -> FastAPI:
@@ -22,16 +26,18 @@ def create_app(settings: Settings, *, engine: Engine | None = None, run_workers:
     ``engine`` replaces the built-in engine (tests pass a fake); ``run_workers=False`` serves the API
     without running generations (another process runs them).
     """
+    app_metrics, notifier = Metrics(), BatchNotifier()  # per app: tests run several apps in one process
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_state(settings) as state, open_estimator(settings) as estimator:
             app.state.lipsync = state
+            register_secret(state.signer.secret)  # never in a log line, even by mistake
             app.state.estimator = estimator
             if not run_workers:
                 yield
                 return
-            async with background_loops(state, engine):
+            async with background_loops(state, engine, metrics=app_metrics, notifier=notifier):
                 yield
 
     app = FastAPI(
@@ -40,8 +46,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None, run_workers:
         description="Self-hosted lipsync generation speaking the sync.so v2 API.",
         lifespan=lifespan,
     )
+    app.state.metrics, app.state.batch_notifier = app_metrics, notifier
+    app.add_middleware(ObservabilityMiddleware, metrics=app_metrics)
     install_error_handlers(app)
-    for module in (generate, batch, analyze, models, files, health):
+    for module in (generate, batch, events, analyze, models, files, health, metrics):
         app.include_router(module.router)
     return app
 

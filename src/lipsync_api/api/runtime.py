@@ -12,17 +12,21 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from lipsync_api.api.bootstrap import bootstrap_organization
+from lipsync_api.api.upload import remove_stale_spools
 from lipsync_api.config import Settings
 from lipsync_api.delivery import DeliveryPolicy, WebhookSender
-from lipsync_api.domain.assets import local_asset_paths
+from lipsync_api.domain.assets import delete_assets_older_than, local_asset_paths
 from lipsync_api.domain.models_catalog import ModelCatalog
 from lipsync_api.domain.plans import plan_table
 from lipsync_api.domain.services import ServiceLimits
 from lipsync_api.executors import Engine, RealEngine
 from lipsync_api.executors.local import LocalExecutor
 from lipsync_api.finalise import UrlSigner
+from lipsync_api.notifier import BatchNotifier
+from lipsync_api.observability.metrics import Metrics
 from lipsync_api.scheduler import Scheduler, SchedulerConfig
 from lipsync_api.secret_file import load_or_create_secret
 from lipsync_api.storage.local import LocalStorage
@@ -92,7 +96,13 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
 
 
 @contextlib.asynccontextmanager
-async def background_loops(state: AppState, engine: Engine | None) -> AsyncIterator[None]:
+async def background_loops(
+    state: AppState,
+    engine: Engine | None,
+    *,
+    metrics: Metrics | None = None,
+    notifier: BatchNotifier | None = None,
+) -> AsyncIterator[None]:
     """Run the scheduler (engine on a local executor) and the webhook sender until the block ends."""
     settings = state.settings
     engine = engine or RealEngine(settings.engine_config(), asset_path=local_asset_paths(state.storage))
@@ -102,17 +112,29 @@ async def background_loops(state: AppState, engine: Engine | None) -> AsyncItera
         owner=owner, lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts
     )
     work_root = settings.data_dir / "work"
-    stale = await state.storage.remove_stale_temp_files(time.time() - STALE_TEMP_SECONDS)
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    await asyncio.to_thread(remove_stale_spools, settings.data_dir / "tmp", cutoff)
+    stale = await state.storage.remove_stale_temp_files(cutoff)
     if stale:
         log.info("removed %d temp files left by interrupted writes", len(stale))
-    scheduler = Scheduler(state.store, executor, state.storage, work_root, config, state.signer)
+    scheduler = Scheduler(
+        state.store,
+        executor,
+        state.storage,
+        work_root,
+        config,
+        state.signer,
+        metrics=metrics,
+        notifier=notifier,
+    )
     if swept := await scheduler.sweep_work():
         log.info("removed the work folders of %d generations no longer running", swept)
-    sender = WebhookSender(state.store, delivery_policy(settings))
+    sender = WebhookSender(state.store, delivery_policy(settings), metrics=metrics)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(scheduler.run_forever(stop)), asyncio.create_task(sender.run_forever(stop))]
     if settings.retention_hours > 0:
-        retention = run_retention(state.storage, settings.retention_hours * 3600, stop)
+        uploads = partial(delete_assets_older_than, state.store, state.storage)
+        retention = run_retention(state.storage, settings.retention_hours * 3600, stop, sweeps=[uploads])
         tasks.append(asyncio.create_task(retention))
     try:
         yield

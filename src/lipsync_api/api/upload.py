@@ -274,3 +274,14 @@ async def spooled_form(
         yield form
     finally:
         form.discard()
+
+
+def remove_stale_spools(folder: Path, cutoff: float) -> int:
+    """Delete upload spools untouched since ``cutoff`` (unix time), left by a process killed mid-upload."""
+    removed = 0
+    for path in folder.glob("upload-*") if folder.is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed

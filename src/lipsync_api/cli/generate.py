@@ -13,6 +13,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Table
 
 from lipsync_api.cli.console import clear_errors, console
+from lipsync_api.cli.remote import ApiKeyOption
+from lipsync_api.cli.remote_generate import RemoteRequest, generate_on_server
 from lipsync_api.cli.requests import build_request
 from lipsync_api.config import load_settings
 from lipsync_api.engine.analysis import AnalysisCache
@@ -35,8 +37,19 @@ def generate_command(
     temperature: Annotated[float, typer.Option(help="Expressiveness, 0 to 1.")] = 0.5,
     speaker_point: Annotated[str | None, typer.Option(help="X,Y of the face to animate.")] = None,
     speaker_frame: Annotated[int | None, typer.Option(help="Frame that --speaker-point refers to.")] = None,
+    server: Annotated[
+        str | None, typer.Option(help="Run it on this server (URL) instead; local files are uploaded.")
+    ] = None,
+    api_key: ApiKeyOption = None,
+    model: Annotated[str, typer.Option(help="Model name (with --server).")] = "lipsync-2",
 ) -> None:
-    """Make OUTPUT: VIDEO with its mouth following AUDIO."""
+    """Make OUTPUT: VIDEO with its mouth following AUDIO (here, or on a server with --server)."""
+    if server is not None:
+        remote = RemoteRequest(
+            video, audio, model, sync_mode, temperature, segments, speaker_point, speaker_frame
+        )
+        generate_on_server(server, api_key, remote, output)
+        return
     with clear_errors():
         settings = load_settings()
         request = build_request(video, audio, sync_mode, temperature, segments, speaker_point, speaker_frame)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from lipsync_api.cli.batch import batch_app
 from lipsync_api.cli.evaluate import eval_command
 from lipsync_api.cli.generate import generate_command
 from lipsync_api.cli.keys import keys_app
@@ -22,6 +23,7 @@ app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(batch_app, name="batch")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,3 +105,14 @@ def local_asset_paths(storage: LocalStorage) -> AssetPath:
         return path
 
     return resolve
+
+
+async def delete_assets_older_than(store: Store, storage: LocalStorage, cutoff: float) -> int:
+    """Retention for uploads: delete each asset created before ``cutoff`` (unix time), file then row."""
+    deleted = 0
+    moment = datetime.fromtimestamp(cutoff, UTC)
+    while old := await store.assets.list_older_than(moment, limit=500):
+        for asset in old:
+            await storage.delete(asset_key(asset.id, asset.kind))
+            deleted += await store.assets.delete(asset.id)
+    return deleted

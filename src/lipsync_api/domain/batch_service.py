@@ -48,12 +48,17 @@ ESTIMATE_WARNING = "cost and frame estimates need the media; they are computed w
 CANCELED_LINE_ERROR = "the batch was canceled before this generation started"
 
 
-def validate_batch_file(data: bytes, limits: ServiceLimits) -> BatchFile[ValidPayload]:
-    """The file's requests in input order; raises 413 over the size limit and 400 naming every problem."""
+def validate_batch_file(
+    data: bytes, limits: ServiceLimits, *, allow_local_files: bool = False
+) -> BatchFile[ValidPayload]:
+    """The file's requests in input order; raises 413 over the size limit and 400 naming every problem.
+
+    ``allow_local_files`` admits local media paths (the CLI's ``batch run``; never the HTTP API).
+    """
     if len(data) > limits.max_batch_bytes:
         problem = LineProblem(None, None, None, f"the file is larger than {limits.max_batch_bytes} bytes")
         raise BatchFileTooLarge(error_body([problem], 413))
-    validate = partial(validate_payload, catalog=limits.catalog)
+    validate = partial(validate_payload, catalog=limits.catalog, allow_local_files=allow_local_files)
     parsed = parse_batch_file(data, validate, max_requests=limits.max_batch_requests)
     if not parsed.ok:
         raise BatchFileInvalid(error_body(parsed.problems))
@@ -87,15 +92,20 @@ async def create_batch(
     webhook_url: str | None,
     limits: ServiceLimits,
     now: datetime,
+    *,
+    allow_local_files: bool = False,
 ) -> BatchRecord:
-    """Store a batch (JOBS_CREATED, expiring after the window) and one PENDING generation per line."""
+    """Store a batch (JOBS_CREATED, expiring after the window) and one PENDING generation per line.
+
+    ``allow_local_files`` admits local media paths (the CLI's ``batch run``; never the HTTP API).
+    """
     plan = plan_limits(org, limits)
     _require_batches(org, plan)
     webhook_url = _webhook_url(webhook_url)
     # A cheap early refusal; the insert checks the cap again atomically.
     if await store.batches.count_running(org.id) >= plan.concurrent_batches:
         raise _too_many_batches(org, plan)
-    parsed = validate_batch_file(data, limits)
+    parsed = validate_batch_file(data, limits, allow_local_files=allow_local_files)
     if asset_issues := await line_asset_problems(store, org.id, parsed.lines):
         raise BatchFileInvalid(error_body(asset_issues))
     batch = Batch(

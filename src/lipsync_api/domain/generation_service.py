@@ -71,13 +71,14 @@ def plan_limits(org: Organization, limits: ServiceLimits) -> PlanLimits:
 
 
 def validate_payload(
-    body: object, catalog: ModelCatalog | None = None
+    body: object, catalog: ModelCatalog | None = None, *, allow_local_files: bool = False
 ) -> tuple[ValidPayload | None, list[FieldProblem]]:
     """The body of ``POST /v2/generate`` (or a batch line's payload) validated, or every problem in it.
 
     With a ``catalog``, a model name it does not serve is a problem (code ``generation_unsupported_model``).
+    ``allow_local_files`` admits local paths as media (``batch run`` on this machine; never the HTTP API).
     """
-    model, problems = parse_generation(body)
+    model, problems = parse_generation(body, allow_local_files=allow_local_files)
     if model is not None and len(model.model) > MAX_MODEL_NAME:
         problems = [FieldProblem("model", f"must be at most {MAX_MODEL_NAME} characters")]
     elif model is not None and catalog is not None and not catalog.serves(model.model):

@@ -1,9 +1,9 @@
 """Probe a media URL for estimates (durations, frame rate), reading the headers rather than the file.
 
 When the host honours HTTP Range requests, PyAV opens a seekable view of the remote file that fetches
-blocks on demand, so a probe reads the container headers (tens of kB) and no media. A host that answers
-the first Range request with the whole body gets a capped download, probed exactly as the engine
-probes. Every request goes through the engine's guarded client: the same address guard, timeouts,
+blocks on demand, so a probe reads the container headers and the first seconds FFmpeg analyses (a few
+hundred kB), not the whole file. A host that answers the first Range request with the whole body gets a
+capped download, probed exactly as the engine probes. Every request goes through the engine's guarded client: the same address guard, timeouts,
 redirect limit and size cap as the fetch a generation makes.
 
 A header probe decodes no frame, so a stream that cannot be decoded is only found when the generation
@@ -63,6 +63,8 @@ class RangeReader(io.RawIOBase):
         self._client, self._url, self._size, self._deadline = client, url, size, deadline
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._pos = 0
+        self._run = FIRST_BLOCKS  # blocks per request: doubles while reading on, back to 1 after a seek
+        self._fetched_to = len(first)
         self.requests = 1  # the first one, made by the caller
         self.bytes_fetched = len(first)
         self._store(0, first)
@@ -107,15 +109,17 @@ class RangeReader(io.RawIOBase):
         """Fetch the missing blocks from ``index`` on, enough for ``wanted`` bytes (within the limits)."""
         if self._deadline is not None and time.monotonic() > self._deadline:
             raise FetchFailure("not read within the estimate's time limit", transient=True)
-        count = min(MAX_RUN_BLOCKS, max(1, -(-wanted // BLOCK)))
+        start = index * BLOCK
+        self._run = min(MAX_RUN_BLOCKS, 2 * self._run) if start == self._fetched_to else 1
+        count = min(MAX_RUN_BLOCKS, max(self._run, -(-wanted // BLOCK)))
         while count > 1 and index + count - 1 in self._blocks:
             count -= 1
-        start = index * BLOCK
         end = min(self._size, start + count * BLOCK) - 1
         with self._client.stream("GET", self._url, headers={"Range": f"bytes={start}-{end}"}) as response:
             self.requests += 1
             data = _ranged_body(response, start, end, self._size)
         self.bytes_fetched += len(data)
+        self._fetched_to = end + 1
         self._store(start, data)
 
     def _store(self, start: int, data: bytes) -> None:
@@ -169,6 +173,34 @@ class _Job:
         )
 
 
+class UrlProber:
+    """Probes URLs through one guarded client shared by its calls (and threads), kept until closed.
+
+    Building a client costs tens of milliseconds (its TLS context), and a shared one keeps connections to a
+    host alive from one probe to the next: a campaign's thousand audio tracks usually share a host.
+    """
+
+    def __init__(self, limits: FetchLimits, max_fps: int, resolver: Resolver = system_resolver) -> None:
+        self.limits, self.max_fps, self.resolver = limits, max_fps, resolver
+        self._client = _client(limits, resolver)
+
+    def __call__(self, url: str, deadline: float | None = None) -> MediaInfo:
+        """Describe the media at ``url`` as ``media.probe`` would (headers only when the host allows ranges).
+
+        Raises GenerationError: ``generation_media_fetch_failed`` naming the URL, or the probe's own codes.
+        ``deadline`` (a ``time.monotonic()`` value) stops further requests once passed.
+        """
+        with tempfile.TemporaryDirectory(prefix="probe-") as work:
+            job = _Job(self.limits, self.max_fps, deadline, Path(work), self.resolver)
+            if urlsplit(url).scheme not in ("http", "https"):
+                return job.fetch_whole(url)  # refuses it with the engine's own message
+            return _probe_http(self._client, url, job)
+
+    def close(self) -> None:
+        """Close the shared client's connections."""
+        self._client.close()
+
+
 def probe_url(
     url: str,
     limits: FetchLimits,
@@ -177,29 +209,24 @@ def probe_url(
     deadline: float | None = None,
     resolver: Resolver = system_resolver,
 ) -> MediaInfo:
-    """Describe the media at ``url`` as ``media.probe`` would (headers only when the host allows ranges).
-
-    Raises GenerationError: ``generation_media_fetch_failed`` naming the URL, or the probe's own codes.
-    ``deadline`` (a ``time.monotonic()`` value) stops further requests once passed.
-    """
-    with tempfile.TemporaryDirectory(prefix="probe-") as work:
-        job = _Job(limits, max_fps, deadline, Path(work), resolver)
-        if urlsplit(url).scheme not in ("http", "https"):
-            return job.fetch_whole(url)  # refuses it with the engine's own message
-        return _probe_http(url, job)
+    """One probe with a client of its own (see ``UrlProber``)."""
+    prober = UrlProber(limits, max_fps, resolver)
+    try:
+        return prober(url, deadline)
+    finally:
+        prober.close()
 
 
-def _probe_http(url: str, job: _Job) -> MediaInfo:
+def _probe_http(client: httpx.Client, url: str, job: _Job) -> MediaInfo:
     """Ask for the first blocks, following redirects by hand as the engine's fetch does."""
     current = url
     try:
-        with _client(job.limits, job.resolver) as client:
-            for _ in range(job.limits.max_redirects + 1):
-                with client.stream("GET", current, headers=_FIRST_RANGE) as response:
-                    if not response.is_redirect:
-                        return _probe_answer(client, response, current, job)
-                    current = _redirect_target(response)
-            raise FetchFailure(f"too many redirects (max {job.limits.max_redirects})")
+        for _ in range(job.limits.max_redirects + 1):
+            with client.stream("GET", current, headers=_FIRST_RANGE) as response:
+                if not response.is_redirect:
+                    return _probe_answer(client, response, current, job)
+                current = _redirect_target(response)
+        raise FetchFailure(f"too many redirects (max {job.limits.max_redirects})")
     except BlockedAddressError as exc:
         raise _error(url, current, FetchFailure(exc.reason)) from exc
     except (FetchFailure, httpx.HTTPError, httpx.InvalidURL) as exc:

@@ -6,7 +6,7 @@ later Ray) runs it elsewhere and hands the result back to the scheduler's event 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,11 +21,12 @@ from lipsync_api.errors import ErrorCode, GenerationError
 
 @dataclass(frozen=True)
 class EngineResult:
-    """What one engine run produced: the output file (in the work folder) and its duration in seconds."""
+    """What one engine run produced: the output file (in the work folder), its duration, seconds per stage."""
 
     output_path: Path
     duration: float
     engine_name: str
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Engine(Protocol):
@@ -81,7 +82,7 @@ class RealEngine:
             model, allow_local_files=self._allow_local_files, asset_path=self._asset_path
         )
         result = render(request, work_dir, self._config, cache=self._cache)
-        return EngineResult(result.output_path, result.duration, self._name)
+        return EngineResult(result.output_path, result.duration, self._name, dict(result.stage_seconds))
 
 
 def _cache_for(config: EngineConfig) -> AnalysisCache | None:

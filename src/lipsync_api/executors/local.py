@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -29,7 +30,10 @@ class LocalExecutor:
     async def submit(self, generation_id: str, request_json: dict[str, Any], work_dir: Path) -> EngineResult:
         """Run the engine in the pool; the result (or its exception) comes back to the caller's loop."""
         loop = asyncio.get_running_loop()
-        call = partial(self._engine.run, generation_id, request_json, work_dir)
+        # In the caller's context, so the engine's log lines name the generation too.
+        call = partial(
+            contextvars.copy_context().run, self._engine.run, generation_id, request_json, work_dir
+        )
         return await loop.run_in_executor(self._pool, call)
 
     def shutdown(self) -> None:

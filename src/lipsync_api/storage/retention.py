@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from lipsync_api.storage import Storage
 
@@ -39,18 +39,32 @@ def sweep_interval(retention_seconds: float) -> float:
     return max(1.0, min(retention_seconds / 4, 3600.0))
 
 
+RETAINED_PREFIXES = ("outputs", "results")
+
+Sweep = Callable[[float], Awaitable[object]]
+
+
 async def run_retention(
     storage: Storage,
     retention_seconds: float,
     stop: asyncio.Event,
     *,
+    prefixes: Sequence[str] = RETAINED_PREFIXES,
+    sweeps: Sequence[Sweep] = (),
     clock: Callable[[], float] = time.time,
 ) -> None:
-    """Sweep every stored object (outputs, results files, uploads) past the window until ``stop`` is set."""
+    """Until ``stop`` is set, delete objects under ``prefixes`` past the window, and run ``sweeps``.
+
+    A sweep gets the cutoff (unix time) and removes what it owns, e.g. uploaded assets with their rows.
+    """
     interval = sweep_interval(retention_seconds)
     while not stop.is_set():
+        cutoff = retention_cutoff(clock(), retention_seconds)
         try:
-            await delete_older_than(storage, retention_cutoff(clock(), retention_seconds))
+            for prefix in prefixes:
+                await delete_older_than(storage, cutoff, prefix)
+            for sweep in sweeps:
+                await sweep(cutoff)
         except Exception:  # a full disk or a vanished folder must not end the loop
             logger.exception("retention sweep failed")
         with contextlib.suppress(TimeoutError):

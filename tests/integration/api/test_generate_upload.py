@@ -68,7 +68,7 @@ def files_of(video: Path | None = None, audio: Path | None = None) -> dict[str, 
     return {name: (path.name, path.read_bytes(), kind) for name, (path, kind) in found.items() if path}
 
 
-async def upload(api: Api, data: dict[str, str], files: Any, **kwargs: Any) -> httpx.Response:
+async def upload(api: Api, data: dict[str, Any], files: Any, **kwargs: Any) -> httpx.Response:
     return await api.client.post("/v2/generate", data=data, files=files, **kwargs)
 
 
@@ -195,10 +195,11 @@ async def test_missing_model_and_video_are_named(api: Api, media: tuple[Path, Pa
         ({"options": "{'sync_mode': 'loop'}"}, "options: not valid JSON"),
         ({"options": "[1]"}, "options: must be a JSON object"),
         ({"segments": "NaN"}, "segments: not valid JSON"),
+        ({"model": ["lipsync-2", "lipsync-1.9.0-beta"]}, "model: given more than once"),
     ],
 )
 async def test_bad_json_fields_are_named(
-    api: Api, media: tuple[Path, Path], fields: dict[str, str], expected: str
+    api: Api, media: tuple[Path, Path], fields: dict[str, Any], expected: str
 ) -> None:
     response = await upload(api, {"model": "lipsync-2", **fields}, files_of(*media))
     assert response.status_code == 400

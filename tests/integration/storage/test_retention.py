@@ -80,18 +80,18 @@ def test_cutoff_refuses_a_non_positive_window() -> None:
 async def test_the_retention_loop_sweeps_until_stopped(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     await _put_aged(storage, "outputs/org_1/gen_old/clip.mp4", 3 * DAY)
-    await _put_aged(storage, "assets/asset_1/video", 3 * DAY)
+    await _put_aged(storage, "results/org_1/batch_old.jsonl", 3 * DAY)
     await _put_aged(storage, "outputs/org_1/gen_new/clip.mp4", 0.5 * DAY)
     stop = asyncio.Event()
     loop = asyncio.create_task(run_retention(storage, DAY, stop, clock=lambda: NOW))
     for _ in range(100):
-        if not await storage.exists("assets/asset_1/video"):
+        if not await storage.exists("results/org_1/batch_old.jsonl"):
             break
         await asyncio.sleep(0.02)
     stop.set()
     await asyncio.wait_for(loop, 5)
     assert not await storage.exists("outputs/org_1/gen_old/clip.mp4")
-    assert not await storage.exists("assets/asset_1/video")
+    assert not await storage.exists("results/org_1/batch_old.jsonl")
     assert await storage.exists("outputs/org_1/gen_new/clip.mp4")
 
 
@@ -99,3 +99,22 @@ def test_sweep_interval_is_a_quarter_window_within_bounds() -> None:
     assert sweep_interval(DAY * 30) == 3600.0
     assert sweep_interval(400.0) == 100.0
     assert sweep_interval(0.5) == 1.0
+
+
+@pytest.mark.asyncio
+async def test_the_retention_loop_leaves_other_prefixes_to_their_sweeps(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    await _put_aged(storage, "assets/asset_1/video", 3 * DAY)
+    cutoffs: list[float] = []
+
+    async def sweep(cutoff: float) -> None:
+        cutoffs.append(cutoff)
+
+    stop = asyncio.Event()
+    loop = asyncio.create_task(run_retention(storage, DAY, stop, sweeps=[sweep], clock=lambda: NOW))
+    while not cutoffs:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(loop, 5)
+    assert cutoffs[0] == NOW - DAY
+    assert await storage.exists("assets/asset_1/video")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
+from lipsync_api.api.upload import remove_stale_spools
+from lipsync_api.domain.assets import delete_assets_older_than
+from lipsync_api.storage.local import LocalStorage
 from lipsync_api.store import Store
 from lipsync_api.store.assets import asset_key
 from lipsync_api.store.models import AssetKind, Organization
@@ -65,3 +71,30 @@ async def test_delete_removes_the_row_once(store: Store, org: Organization) -> N
     assert await store.assets.delete(asset.id) is True
     assert await store.assets.delete(asset.id) is False
     assert await store.assets.get_for_organization(org.id, asset.id) is None
+
+
+async def test_retention_deletes_old_uploads_with_their_rows(
+    store: Store, org: Organization, tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path / "files")
+    old = await store.assets.create(org.id, AssetKind.VIDEO, 4, "old.mp4", now=at(0))
+    new = await store.assets.create(org.id, AssetKind.AUDIO, 4, "new.wav", now=at(100))
+    for asset in (old, new):
+        await storage.put_bytes(asset.storage_key, b"data")
+    deleted = await delete_assets_older_than(store, storage, at(50).timestamp())
+    assert deleted == 1
+    assert await store.assets.get_for_organization(org.id, old.id) is None
+    assert not await storage.exists(old.storage_key)
+    assert await store.assets.get_for_organization(org.id, new.id) is not None
+    assert await storage.exists(new.storage_key)
+
+
+async def test_stale_upload_spools_are_removed(tmp_path: Path) -> None:
+    stale, fresh, other = tmp_path / "upload-a", tmp_path / "upload-b", tmp_path / "keep-me"
+    for path in (stale, fresh, other):
+        path.write_bytes(b"x")
+    os.utime(stale, (1000.0, 1000.0))
+    os.utime(other, (1000.0, 1000.0))
+    assert remove_stale_spools(tmp_path, cutoff=2000.0) == 1
+    assert not stale.exists() and fresh.exists() and other.exists()
+    assert remove_stale_spools(tmp_path / "missing", cutoff=2000.0) == 0

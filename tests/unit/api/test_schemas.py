@@ -426,3 +426,30 @@ def test_a_problem_describes_itself() -> None:
         == "input[1].url: must be an http(s) URL"
     )
     assert FieldProblem("", "the request body must be a JSON object").describe().startswith("the request")
+
+
+def test_values_no_json_answer_could_hold_are_refused_even_in_ignored_keys() -> None:
+    # 1e400 parses to infinity and "\ud800" to a lone surrogate: accepted in an ignored key, they were
+    # stored and then broke every answer showing the request (a 500), or the insert itself.
+    payload = simple_payload(extra=float("inf"))
+    payload["input"][0]["note"] = "\ud800"
+    payload["options"] = {"temperature": float("nan"), "\udc00": 1}
+    assert problems_of(payload) == [
+        ("options.temperature", "must be a finite number"),
+        ("input[0].note", "must be valid Unicode text (a lone surrogate)"),
+        ("extra", "must be a finite number"),
+        ("options", "has a key that is not valid Unicode text"),
+    ]
+    assert problems_of(simple_payload(model="lipsync-\ud800")) == [
+        ("model", "must be valid Unicode text (a lone surrogate)")
+    ]
+
+
+def test_nesting_deeper_than_any_field_is_refused_before_it_exhausts_the_stack() -> None:
+    # ~500 levels in an ignored key used to pass validation and raise RecursionError in copy.deepcopy.
+    deep: Any = []
+    for _ in range(500):
+        deep = [deep]
+    problems = problems_of(simple_payload(extra=deep))
+    assert problems == [("extra" + "[0]" * 63, "nested more than 64 levels deep")]
+    accepted(simple_payload(extra=[[[[[[[[[[1]]]]]]]]]]))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lipsync_api.domain.batchfile import LineProblem, error_body, parse_batch_file
+from lipsync_api.domain.batchfile import MAX_PROBLEMS, LineProblem, error_body, parse_batch_file
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,52 @@ def test_error_body_has_the_api_shape() -> None:
     assert body["errors"] == [
         {"line": 2, "request_id": "a", "field": "request_id", "message": "'a' duplicates line 1"}
     ]
+
+
+def test_a_request_id_with_a_lone_surrogate_is_refused() -> None:
+    # json.dumps writes '\ud800' as an escape and json.loads reads it back as a lone surrogate, which
+    # could be neither stored nor sent back: the 400 body naming the duplicate failed to encode (a 500).
+    result = read("\n".join([line("a"), line("\ud800"), line("\ud800")]))
+    assert [p.describe() for p in result.problems] == [
+        "line 2: request_id: must be valid Unicode text (a lone surrogate)",
+        "line 3: request_id: must be valid Unicode text (a lone surrogate)",
+    ]
+    json.dumps(error_body(result.problems), ensure_ascii=False).encode("utf-8")
+
+
+def test_an_odd_endpoint_is_named_briefly() -> None:
+    assert messages(line("a", endpoint=["/v2/generate"] * 100)) == [
+        "line 1: endpoint: got an array; it must be '/v2/generate'"
+    ]
+    long = messages(line("a", endpoint="/v2/" + "x" * 5000))
+    assert long == [f"line 1: endpoint: '/v2/{'x' * 53}...' is not supported; it must be '/v2/generate'"]
+
+
+def test_a_number_with_too_many_digits_is_named_plainly() -> None:
+    assert messages('{"request_id": ' + "9" * 5000 + "}") == [
+        "line 1: not valid JSON: a number has too many digits"
+    ]
+
+
+def test_problems_stop_being_listed_past_the_cap() -> None:
+    # A 5 MB file of broken lines used to give ~2.6 million problems: seconds of CPU, a 400 MB answer.
+    result = read(b"x\n" * (MAX_PROBLEMS + 500))
+    described = [p.describe() for p in result.problems]
+    assert len(described) == MAX_PROBLEMS + 1
+    assert described[MAX_PROBLEMS - 1].startswith(f"line {MAX_PROBLEMS}: not valid JSON")
+    assert described[-1] == (
+        f"only the first {MAX_PROBLEMS} problems are listed; lines after {MAX_PROBLEMS + 1} were not read"
+    )
+
+
+def test_exactly_the_cap_of_problems_are_all_listed() -> None:
+    described = messages(b"x\n" * MAX_PROBLEMS)
+    assert len(described) == MAX_PROBLEMS and described[-1].startswith(f"line {MAX_PROBLEMS}: ")
+
+
+def test_a_validator_that_refuses_without_a_reason_does_not_drop_the_line() -> None:
+    result = parse_batch_file(line("a").encode(), lambda _payload: (None, []), max_requests=10)
+    assert [p.describe() for p in result.problems] == ["line 1: payload: invalid"]
 
 
 json_values = st.recursive(

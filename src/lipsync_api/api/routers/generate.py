@@ -23,7 +23,7 @@ _FORM_FIELDS: dict[str, Any] = {
     **{name: {"type": "string", "format": "binary"} for name in FILE_FIELDS},
     **{name: {"type": "string"} for name in TEXT_FIELDS},
     **{
-        name: {"type": "string", "description": f"JSON text: {kind.__name__}"}
+        name: {"type": "string", "description": f"JSON text ({'an array' if kind is list else 'an object'})"}
         for name, kind in JSON_FIELDS.items()
     },
 }
@@ -54,8 +54,10 @@ async def create(
     request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
-    """Accept a generation (JSON, or multipart with the media as files); a repeated Idempotency-Key with
-    the same request returns the first one."""
+    """Accept a generation from a JSON body, or from a form whose media are uploaded files.
+
+    The same Idempotency-Key with the same request returns the first generation.
+    """
     if is_multipart(request):
         generation = await _create_from_form(state, org, request, idempotency_key)
     else:

@@ -1,0 +1,1 @@
+"""Observability: structured logs with request/batch/generation ids, Prometheus metrics, request ids."""
