@@ -116,7 +116,7 @@ def server_run(kind: str, data: bytes, work: Path, workers: int, spy: Path | Non
             httpx.Client(headers=server.headers(), timeout=120) as client,
         ):
             cpu = CpuWindow({"server": server.pid})
-            with profiled(server.pid, spy, idle=True):
+            with profiled(server.pid, spy):
                 cpu.start()
                 start = time.time()
                 response = client.post(f"{server.base}/v2/batch", content=body, headers=headers)

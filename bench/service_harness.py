@@ -126,9 +126,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def profiled(pid: int, output: Path | None, idle: bool = False) -> Iterator[None]:
+def profiled(pid: int, output: Path | None, gil: bool = True) -> Iterator[None]:
     """Sample ``pid`` with py-spy (collapsed stacks in ``output``) while the block runs, if asked
-    (``idle``: waiting threads too).
+    (``gil``: only the thread holding the GIL, i.e. where the server's Python time goes; waits on
+    sockets, SQLite or sleeps do not show).
 
     py-spy is a profiling aid only (``pip install py-spy`` into the venv); it is not a dependency.
     """
@@ -137,7 +138,7 @@ def profiled(pid: int, output: Path | None, idle: bool = False) -> Iterator[None
         return
     spy_bin = Path(sys.executable).parent / "py-spy"
     command = [str(spy_bin), "record", "--pid", str(pid), "--format", "raw", "--rate", "200"]
-    command += ["--output", str(output), *(["--idle"] if idle else [])]
+    command += ["--output", str(output), *(["--gil"] if gil else [])]
     spy = subprocess.Popen(command)
     time.sleep(1.0)  # py-spy attaches
     try:

@@ -17,14 +17,15 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from lipsync_api.api.engine_request import to_engine_request
+from lipsync_api.api.engine_request import AssetPath, segment_specs, sync_mode_of
 from lipsync_api.api.schemas import AudioInput, CreateGeneration, VideoInput
 from lipsync_api.config import Settings
+from lipsync_api.domain.assets import asset_problems
 from lipsync_api.domain.batchfile import BatchLine
 from lipsync_api.domain.estimate import Estimate, LineOutcome, estimate, output_frames, price_per_second
 from lipsync_api.domain.generation_service import ServiceLimits, ValidPayload, validate_payload
 from lipsync_api.engine.fetch import redact_url
-from lipsync_api.engine.media import MediaInfo, check_audio_limits, check_video_limits
+from lipsync_api.engine.media import MediaInfo, check_audio_limits, check_video_limits, probe
 from lipsync_api.engine.probe_url import UrlProber
 from lipsync_api.engine.request import EngineConfig
 from lipsync_api.engine.timeline import VideoTiming
@@ -35,11 +36,13 @@ from lipsync_api.errors import (
     InvalidRequestError,
     LipsyncError,
 )
+from lipsync_api.store import Store
 
 log = logging.getLogger(__name__)
 
 CONCURRENT_PROBES = 8
 MAIN_AUDIO = "main"
+ASSET_SCHEME = "asset:"  # an uploaded asset's stand-in URL: ``asset:<id>:<kind>``, probed from storage
 Prober = Callable[[str, float], MediaInfo]
 """(url, deadline as a ``time.monotonic()`` value) -> what the media holds; raises GenerationError."""
 Probed = MediaInfo | GenerationError
@@ -108,17 +111,16 @@ class Unestimable(Exception):
 
 
 def media_inputs(model: CreateGeneration) -> list[MediaInput]:
-    """The request's video and audio inputs; any without a URL (an uploaded asset) cannot be estimated."""
+    """The request's video and audio inputs; an uploaded asset's "url" is ``asset:<id>:<kind>``."""
     found: list[MediaInput] = []
     for index, item in enumerate(model.input):
         if not isinstance(item, VideoInput | AudioInput):
             continue
-        if item.url is None:
-            raise Unestimable(None, [f"input[{index}]: cost estimates need url inputs"])
+        url = item.url if item.url is not None else f"{ASSET_SCHEME}{item.asset_id}:{item.type}"
         key = MAIN_AUDIO
         if isinstance(item, AudioInput) and model.segments and item.ref_id:
             key = item.ref_id  # as the engine's pipeline names audio sources
-        found.append(MediaInput(index, item.type, item.url, key))
+        found.append(MediaInput(index, item.type, url, key))
     return found
 
 
@@ -132,17 +134,20 @@ class Estimator:
         timeout_seconds: float,
         cache: ProbeCache,
         prober: Prober | None = None,
+        asset_path: AssetPath | None = None,
     ) -> None:
         self.config, self.prices, self.timeout, self.cache = config, dict(prices), timeout_seconds, cache
+        self._asset_path = asset_path
         self._own_prober = UrlProber(config.fetch, config.max_fps) if prober is None else None
         self._prober: Prober = prober or self._engine_probe
         self._pool = ThreadPoolExecutor(CONCURRENT_PROBES, thread_name_prefix="estimate")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Estimator:
-        """The estimator the service uses."""
+    def from_settings(cls, settings: Settings, asset_path: AssetPath | None = None) -> Estimator:
+        """The estimator the service uses; ``asset_path`` finds uploaded assets' files."""
         cache = ProbeCache(settings.estimate_cache_ttl_seconds, settings.estimate_cache_max_entries)
-        return cls(settings.engine_config(), settings.model_prices, settings.estimate_timeout_seconds, cache)
+        config, prices = settings.engine_config(), settings.model_prices
+        return cls(config, prices, settings.estimate_timeout_seconds, cache, asset_path=asset_path)
 
     def close(self) -> None:
         """Stop the probe threads (a probe in progress ends at its time limit)."""
@@ -212,7 +217,7 @@ class Estimator:
     def _probe(self, url: str, deadline: float) -> Probed:
         """Probe in a pool thread; a failure is returned, never raised, and never cached."""
         try:
-            info = self._prober(url, deadline)
+            info = self._probe_asset(url) if url.startswith(ASSET_SCHEME) else self._prober(url, deadline)
         except GenerationError as error:
             return error
         except Exception as error:  # a bug, or media PyAV chokes on: not worth a 500 in an estimate
@@ -221,6 +226,13 @@ class Estimator:
             return GenerationError(ErrorCode.MEDIA_UNSUPPORTED, message)
         self.cache.put(url, info)
         return info
+
+    def _probe_asset(self, url: str) -> MediaInfo:
+        """An uploaded asset, probed from its stored file (ownership was checked on the request)."""
+        asset_id, _, kind = url.removeprefix(ASSET_SCHEME).partition(":")
+        if self._asset_path is None:
+            raise GenerationError(ErrorCode.MEDIA_FETCH_FAILED, "uploaded assets cannot be read here")
+        return probe(self._asset_path(asset_id, kind), self.config.max_fps)
 
     def _engine_probe(self, url: str, deadline: float) -> MediaInfo:
         assert self._own_prober is not None  # made whenever no prober is given
@@ -257,17 +269,21 @@ class Estimator:
             raise Unestimable(failures[0][1].error_code, [item.problem(error) for item, error in failures])
         if video is None:  # parse_generation guarantees a video input
             raise Unestimable(None, ["needs exactly one video input"])
-        request = to_engine_request(model)
         try:
-            frames = output_frames(video, audio_seconds, request.sync_mode, request.segments, MAIN_AUDIO)
+            mode, segments = sync_mode_of(model), segment_specs(model)
+            frames = output_frames(video, audio_seconds, mode, segments, MAIN_AUDIO)
         except GenerationError as error:
             raise Unestimable(error.error_code, [error.message]) from None
         return estimate(frames, video.fps, price)
 
 
-async def estimate_generation(estimator: Estimator, body: object, limits: ServiceLimits) -> Estimate:
+async def estimate_generation(
+    estimator: Estimator, body: object, limits: ServiceLimits, store: Store, organization_id: str
+) -> Estimate:
     """``POST /v2/analyze/cost``: the body validated as ``POST /v2/generate`` validates it, then estimated."""
     payload, problems = validate_payload(body, limits.catalog)
+    if payload is not None and (problems := await asset_problems(store, organization_id, payload.model)):
+        payload = None
     if payload is None:
         codes = {problem.code for problem in problems}
         code = codes.pop() if len(codes) == 1 else None
@@ -276,9 +292,9 @@ async def estimate_generation(estimator: Estimator, body: object, limits: Servic
 
 
 @contextlib.asynccontextmanager
-async def open_estimator(settings: Settings) -> AsyncIterator[Estimator]:
+async def open_estimator(settings: Settings, asset_path: AssetPath | None = None) -> AsyncIterator[Estimator]:
     """The service's estimator, its threads stopped when the block ends."""
-    estimator = Estimator.from_settings(settings)
+    estimator = Estimator.from_settings(settings, asset_path)
     try:
         yield estimator
     finally:

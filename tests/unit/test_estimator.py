@@ -197,12 +197,12 @@ async def test_a_probe_over_the_time_budget_is_a_fetch_failure(prober: FakeProbe
 
 
 @pytest.mark.asyncio
-async def test_asset_inputs_need_urls(estimator: Estimator) -> None:
+async def test_asset_inputs_need_an_asset_resolver(estimator: Estimator) -> None:
     body = {
         "model": "lipsync-2",
         "input": [{"type": "video", "url": VIDEO}, {"type": "audio", "assetId": "a1b2"}],
     }
-    with pytest.raises(InvalidRequestError, match="cost estimates need url inputs"):
+    with pytest.raises(InvalidRequestError, match="uploaded assets cannot be read here"):
         await estimator.estimate(CreateGeneration.model_validate(body))
 
 

@@ -12,8 +12,6 @@ from lipsync_api.notifier import BatchNotifier
 from lipsync_api.store.batches import BatchMetrics, BatchRecord
 from lipsync_api.store.models import Batch
 
-pytestmark = pytest.mark.asyncio
-
 
 def record(
     status: str = "PROCESSING", success: int = 0, version: int = 1, results: str | None = None
@@ -38,6 +36,7 @@ def test_a_canceled_batch_is_final_only_with_its_results_file() -> None:
     assert not is_final(record("PROCESSING"))
 
 
+@pytest.mark.asyncio
 async def test_keep_alive_while_nothing_changes_then_events_on_change() -> None:
     states = [record(), record(), record(), record(success=1, version=2), record("COMPLETED", 2, 3, "r")]
 
@@ -59,6 +58,7 @@ async def test_keep_alive_while_nothing_changes_then_events_on_change() -> None:
     assert sum(name == "event: metrics" for name in names) == 3  # connect, success 1, COMPLETED
 
 
+@pytest.mark.asyncio
 async def test_the_stream_stops_when_the_server_exits_or_the_batch_is_gone() -> None:
     exiting = False
 
@@ -78,6 +78,7 @@ async def test_the_stream_stops_when_the_server_exits_or_the_batch_is_gone() -> 
     assert len(ended) == 1
 
 
+@pytest.mark.asyncio
 async def test_a_poke_wakes_the_stream_before_the_poll() -> None:
     notifier = BatchNotifier()
     reads = 0

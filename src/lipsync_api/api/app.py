@@ -12,6 +12,7 @@ from lipsync_api.api.errors import install_error_handlers
 from lipsync_api.api.routers import analyze, batch, events, files, generate, health, metrics, models
 from lipsync_api.api.runtime import background_loops, open_state
 from lipsync_api.config import Settings, load_settings
+from lipsync_api.domain.assets import local_asset_paths
 from lipsync_api.estimator import open_estimator
 from lipsync_api.executors import Engine
 from lipsync_api.notifier import BatchNotifier
@@ -30,7 +31,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None, run_workers:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_state(settings) as state, open_estimator(settings) as estimator:
+        async with (
+            open_state(settings) as state,
+            open_estimator(settings, local_asset_paths(state.storage)) as estimator,
+        ):
             app.state.lipsync = state
             register_secret(state.signer.secret)  # never in a log line, even by mistake
             app.state.estimator = estimator

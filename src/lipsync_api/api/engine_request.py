@@ -27,20 +27,30 @@ def to_engine_request(
     audios = [(item, *_source(item, asset_path)) for item in model.input if isinstance(item, AudioInput)]
     resolved = [(video, video_is_asset), *((source, is_asset) for _, source, is_asset in audios)]
     asset_files = frozenset(source for source, is_asset in resolved if is_asset)
-    sync_mode = options.sync_mode if options and options.sync_mode else engine.SyncMode.CUT_OFF
     temperature = options.temperature if options and options.temperature is not None else DEFAULT_TEMPERATURE
     return engine.GenerationRequest(
         video=video,
         audios=tuple(engine.AudioInput(source=source, ref_id=item.ref_id) for item, source, _ in audios),
         model=model.model,
-        sync_mode=sync_mode,
+        sync_mode=sync_mode_of(model),
         temperature=temperature,
         speaker=speaker_hint(options.active_speaker_detection) if options else None,
-        segments=tuple(_segment_spec(segment) for segment in model.segments or ()),
+        segments=segment_specs(model),
         output_file_name=model.output_file_name,
         allow_local_files=allow_local_files,
         asset_files=asset_files,
     )
+
+
+def sync_mode_of(model: CreateGeneration) -> engine.SyncMode:
+    """The request's ``sync_mode`` (``cut_off`` when absent)."""
+    options = model.options
+    return options.sync_mode if options and options.sync_mode else engine.SyncMode.CUT_OFF
+
+
+def segment_specs(model: CreateGeneration) -> tuple[engine.SegmentSpec, ...]:
+    """The request's segments as the engine's planner takes them."""
+    return tuple(_segment_spec(segment) for segment in model.segments or ())
 
 
 def _the_video(model: CreateGeneration) -> VideoInput:

@@ -92,57 +92,58 @@ class BatchProgress:
 
 
 def print_summary(batch: Batch) -> None:
-    """The batch's final (or current) state as a small table on standard output."""
+    """The batch's final (or current) state, one ``label  value`` line each (long URLs kept whole)."""
     counts = metrics(batch)
-    table = Table(show_header=False, box=None)
-    table.add_row("batch", str(batch.get("id", "")))
-    table.add_row("status", str(batch.get("status", "")))
-    lines = (
-        f"{counts['total_generations']}: {counts['success_count']} succeeded, "
-        f"{counts['failed_count']} failed, {counts['canceled_count']} canceled, "
-        f"{counts['pending_count']} pending"
-    )
-    table.add_row("lines", lines)
+    rows = [
+        ("batch", str(batch.get("id", ""))),
+        ("status", str(batch.get("status", ""))),
+        (
+            "lines",
+            f"{counts['total_generations']}: {counts['success_count']} succeeded, "
+            f"{counts['failed_count']} failed, {counts['canceled_count']} canceled, "
+            f"{counts['pending_count']} pending",
+        ),
+    ]
     for label, key in (("created", "created_at"), ("completed", "completed_at"), ("expires", "expires_at")):
         if batch.get(key):
-            table.add_row(label, str(batch[key]))
+            rows.append((label, str(batch[key])))
     if batch.get("outputUrl"):
-        table.add_row("results", str(batch["outputUrl"]))
-    results.print(table)
+        rows.append(("results", str(batch["outputUrl"])))
+    for label, value in rows:
+        results.print(f"{label:<10} {escape(value)}", highlight=False)
 
 
 def print_listing(batches: Iterable[Batch]) -> None:
-    """Batches as a table: id, status, created, counts."""
-    table = Table("id", "status", "created", "total", "succeeded", "failed", "pending")
+    """Batches as a table: status, created, counts, and the id last (whole, for copying)."""
+    table = Table("status", "created", "total", "succeeded", "failed", "pending")
+    table.add_column("id", no_wrap=True, overflow="fold")
     for batch in batches:
         counts = metrics(batch)
         table.add_row(
-            str(batch.get("id", "")),
             str(batch.get("status", "")),
             str(batch.get("created_at") or ""),
             str(counts["total_generations"]),
             str(counts["success_count"]),
             str(counts["failed_count"] + counts["canceled_count"]),
             str(counts["pending_count"]),
+            str(batch.get("id", "")),
         )
     results.print(table)
 
 
 def print_failed_lines(lines: Iterable[Mapping[str, Any]]) -> int:
-    """Every results-file line whose generation did not complete, with its error; returns how many."""
-    table = Table("request_id", "status", "error_code", "error", title="lines that did not succeed")
-    count = 0
-    for line in lines:
+    """Every results-file line whose generation did not complete, with its error; returns how many.
+
+    One line each (``request_id: STATUS [error_code] error``), never cut short, so nothing is lost in a
+    narrow terminal or a log.
+    """
+    failed = [line for line in lines if (line.get("response") or {}).get("status") != "COMPLETED"]
+    if failed:
+        results.print(f"lines that did not succeed ({len(failed)}):", highlight=False)
+    for line in failed:
         response = line.get("response") or {}
-        if response.get("status") == "COMPLETED":
-            continue
-        count += 1
-        table.add_row(
-            escape(str(line.get("request_id", ""))),
-            str(response.get("status", "")),
-            str(response.get("error_code") or ""),
-            escape(str(response.get("error") or "")),
-        )
-    if count:
-        results.print(table)
-    return count
+        code = f" [{response['error_code']}]" if response.get("error_code") else ""
+        error = f" {response['error']}" if response.get("error") else ""
+        text = f"  {line.get('request_id', '')}: {response.get('status', '?')}{code}{error}"
+        results.print(escape(text), highlight=False)
+    return len(failed)

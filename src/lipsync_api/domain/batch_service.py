@@ -6,6 +6,7 @@ from then on the scheduler runs the lines like any other generation (they bypass
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -66,7 +67,13 @@ def validate_batch_file(
 
 
 async def dry_run_batch(
-    org: Organization, data: bytes, limits: ServiceLimits, estimator: LineEstimator | None = None
+    store: Store,
+    org: Organization,
+    data: bytes,
+    limits: ServiceLimits,
+    estimator: LineEstimator | None = None,
+    *,
+    webhook_url: str | None = None,
 ) -> dict[str, Any]:
     """Validate a batch file as ``create_batch`` would (plan included), storing and running nothing.
 
@@ -74,7 +81,10 @@ async def dry_run_batch(
     a warning each); without one the estimates are null, with a warning saying so.
     """
     _require_batches(org, plan_limits(org, limits))
-    parsed = validate_batch_file(data, limits)
+    _webhook_url(webhook_url)
+    parsed = await asyncio.to_thread(validate_batch_file, data, limits)
+    if asset_issues := await line_asset_problems(store, org.id, parsed.lines):
+        raise BatchFileInvalid(error_body(asset_issues))
     answer: dict[str, Any] = {"status": "VALIDATED", "total_generations": len(parsed.lines)}
     if estimator is None:
         return answer | {
@@ -105,7 +115,8 @@ async def create_batch(
     # A cheap early refusal; the insert checks the cap again atomically.
     if await store.batches.count_running(org.id) >= plan.concurrent_batches:
         raise _too_many_batches(org, plan)
-    parsed = validate_batch_file(data, limits, allow_local_files=allow_local_files)
+    # Validating 1000 lines takes a while: off the event loop, so other requests are served meanwhile.
+    parsed = await asyncio.to_thread(validate_batch_file, data, limits, allow_local_files=allow_local_files)
     if asset_issues := await line_asset_problems(store, org.id, parsed.lines):
         raise BatchFileInvalid(error_body(asset_issues))
     batch = Batch(

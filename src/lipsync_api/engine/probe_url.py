@@ -3,8 +3,8 @@
 When the host honours HTTP Range requests, PyAV opens a seekable view of the remote file that fetches
 blocks on demand, so a probe reads the container headers and the first seconds FFmpeg analyses (a few
 hundred kB), not the whole file. A host that answers the first Range request with the whole body gets a
-capped download, probed exactly as the engine probes. Every request goes through the engine's guarded client: the same address guard, timeouts,
-redirect limit and size cap as the fetch a generation makes.
+capped download, probed exactly as the engine probes. Every request goes through the engine's guarded
+client: the same address guard, timeouts, redirect limit and size cap as the fetch a generation makes.
 
 A header probe decodes no frame, so a stream that cannot be decoded is only found when the generation
 runs; its rotation and variable-rate flag come from the headers alone (estimates need neither).

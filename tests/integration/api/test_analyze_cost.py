@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sync.core.pydantic_utilities import parse_obj_as
 
 from lipsync_api.api.app import create_app
 from lipsync_api.config import Settings
+from lipsync_api.store.models import AssetKind
 from tests.integration.api.conftest import BOOTSTRAP_KEY, Api
 from tests.integration.scheduler.fakes import FakeEngine
 from tests.support import media_factory as mf
@@ -194,3 +196,50 @@ async def test_a_dry_run_with_nothing_estimable_has_null_estimates(api: Api, hos
     answer = (await api.client.post("/v2/batch", files=files, data={"dry_run": "true"})).json()
     assert answer["estimatedFrameCount"] is None and answer["estimatedGenerationCost"] is None
     assert answer["warnings"][-1] == "estimates cover 0 of 1 lines"
+
+
+async def stored_asset(api: Api, org_id: str, kind: str, source: Path) -> str:
+    """An uploaded asset of ``org_id`` holding ``source``."""
+    asset = await api.state.store.assets.create(org_id, AssetKind(kind), source.stat().st_size, source.name)
+    await api.state.storage.put_file(asset.storage_key, source)
+    return asset.id
+
+
+async def test_uploaded_assets_are_estimated_from_their_files(api: Api, host: MediaHost) -> None:
+    org = await api.state.store.organizations.find_by_key(BOOTSTRAP_KEY)
+    assert org is not None
+    video = await stored_asset(api, org.id, "video", host.folder / "face.mp4")
+    audio = await stored_asset(api, org.id, "audio", host.folder / "short.wav")
+    request = {
+        "model": "lipsync-2",
+        "input": [{"type": "video", "assetId": video}, {"type": "audio", "assetId": audio}],
+    }
+    response = await api.client.post("/v2/analyze/cost", json=request)
+    assert response.status_code == 200, response.text
+    assert response.json() == [{"estimatedFrameCount": 25, "estimatedGenerationCost": 0.05}]
+    other = await api.state.store.organizations.create("other", "growth")
+    foreign = await stored_asset(api, other.id, "audio", host.folder / "short.wav")
+    request["input"][1] = {"type": "audio", "assetId": foreign}
+    refused = await api.client.post("/v2/analyze/cost", json=request)
+    assert refused.status_code == 400
+    assert "input[1].assetId: no such asset" in refused.json()["message"][0]
+
+
+async def test_a_dry_run_checks_the_webhook_url_and_assets_as_creation_does(
+    api: Api, host: MediaHost
+) -> None:
+    data = batch_line("a", body(host, "long.wav")).encode()
+    files = {"input": ("batch.jsonl", data, "application/jsonl")}
+    bad_hook = await api.client.post(
+        "/v2/batch", files=files, data={"dry_run": "true", "webhook_url": "ftp://hooks.example.com"}
+    )
+    assert bad_hook.status_code == 400 and "webhook_url" in str(bad_hook.json()["message"])
+    foreign = {
+        **body(host),
+        "input": [{"type": "video", "assetId": str(uuid.uuid4())}, body(host)["input"][1]],
+    }
+    files = {"input": ("batch.jsonl", batch_line("a", foreign).encode(), "application/jsonl")}
+    refused = await api.client.post("/v2/batch", files=files, data={"dry_run": "true"})
+    assert refused.status_code == 400
+    [error] = refused.json()["errors"]
+    assert (error["line"], error["field"]) == (1, "payload.input[0].assetId")

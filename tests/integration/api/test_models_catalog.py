@@ -50,7 +50,9 @@ async def test_a_batch_line_with_an_unserved_model_is_named(api: Api) -> None:
         {"request_id": "bad", "endpoint": "/v2/generate", "payload": {**generate_body(), "model": "x"}},
     ]
     data = "\n".join(json.dumps(line) for line in lines).encode()
-    response = await api.client.post("/v2/batch", files={"input": ("b.jsonl", data)}, data={"dry_run": "true"})
+    response = await api.client.post(
+        "/v2/batch", files={"input": ("b.jsonl", data)}, data={"dry_run": "true"}
+    )
     assert response.status_code == 400
     [error] = response.json()["errors"]
     assert (error["line"], error["request_id"], error["field"]) == (2, "bad", "payload.model")

@@ -65,7 +65,7 @@ async def test_plans_below_growth_get_402_even_for_a_dry_run(store: Store, plan:
     assert response_body(caught.value)["errorCode"] == "plan_upgrade_required"
     assert caught.value.status_code == 402
     with pytest.raises(PlanUpgradeRequired):
-        await dry_run_batch(org, good_file(1), LIMITS)
+        await dry_run_batch(store, org, good_file(1), LIMITS)
 
 
 async def test_a_batch_over_the_running_cap_is_429_until_one_ends(store: Store) -> None:
@@ -153,7 +153,7 @@ async def test_an_oversize_file_is_413_in_the_same_shape(store: Store) -> None:
         ],
     }
     with pytest.raises(BatchFileTooLarge):
-        await dry_run_batch(org, data, limits)
+        await dry_run_batch(store, org, data, limits)
     await create_batch(store, org, data, None, ServiceLimits(max_batch_bytes=len(data)), T0)
 
 
@@ -166,7 +166,7 @@ async def test_a_webhook_url_that_is_not_http_is_400(store: Store, url: str) -> 
 
 async def test_a_dry_run_validates_and_stores_nothing(store: Store) -> None:
     org = await make_org(store)
-    answer = await dry_run_batch(org, good_file(3), LIMITS)
+    answer = await dry_run_batch(store, org, good_file(3), LIMITS)
     assert answer == {
         "status": "VALIDATED",
         "total_generations": 3,
@@ -175,7 +175,7 @@ async def test_a_dry_run_validates_and_stores_nothing(store: Store) -> None:
         "warnings": ["cost and frame estimates need the media; they are computed when the batch runs"],
     }
     with pytest.raises(BatchFileInvalid):
-        await dry_run_batch(org, batch_file("{}"), LIMITS)
+        await dry_run_batch(store, org, batch_file("{}"), LIMITS)
     assert (await store.batches.list_for_organization(org.id)).items == []
     assert await store.generations.list_for_organization(org.id) == []
 

@@ -39,12 +39,12 @@ EstimatorDep = Annotated[Estimator, Depends(get_estimator)]
 
 @router.post("/v2/analyze/cost", summary="Estimate a generation's frames and cost", openapi_extra=BODY_DOC)
 async def estimate_cost(
-    state: State, _org: CurrentOrg, estimator: EstimatorDep, request: Request
+    state: State, org: CurrentOrg, estimator: EstimatorDep, request: Request
 ) -> list[dict[str, Any]]:
     """``[{"estimatedFrameCount", "estimatedGenerationCost"}]``; unreadable media is a 400 naming it."""
     try:
         body = json.loads(await request.body())
     except (ValueError, RecursionError):
         raise InvalidGenerationRequest(["body: not valid JSON"]) from None
-    found = await estimate_generation(estimator, body, state.limits)
+    found = await estimate_generation(estimator, body, state.limits, state.store, org.id)
     return [found.wire()]

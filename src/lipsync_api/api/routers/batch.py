@@ -68,7 +68,10 @@ async def create(state: State, org: CurrentOrg, request: Request) -> JSONRespons
     if data is None:
         raise InvalidRequestError(f"{FILE_FIELD}: the batch file is required")
     if _flag(form.text("dry_run")):
-        answer = await dry_run_batch(org, data, state.limits, get_estimator(request))
+        estimator = get_estimator(request)
+        answer = await dry_run_batch(
+            state.store, org, data, state.limits, estimator, webhook_url=form.text("webhook_url")
+        )
         return JSONResponse(answer, status_code=200)
     record = await create_batch(state.store, org, data, form.text("webhook_url"), state.limits, utc_now())
     return JSONResponse(_view(state, record), status_code=201)
