@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from lipsync_api.engine.media import probe
-from tests.acceptance.test_syncsdk import (
+from tests.support.acceptance import (
     SECRET_LINE,
     serve_in_thread,
     signature_valid,

@@ -10,18 +10,14 @@ no timings.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import hashlib
-import hmac
 import json
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +26,14 @@ from sync.common import Audio, Generation, Video
 from sync.core.pydantic_utilities import parse_obj_as
 
 from lipsync_api.engine.media import probe
+from tests.support.acceptance import (
+    SECRET_LINE,
+    serve_in_thread,
+    serving_folder,
+    signature_valid,
+    stop_http_server,
+    wait_for,
+)
 from tests.support.media_factory import write_video
 from tests.support.real_media import require_shared_media, trim_media
 from tests.support.server import running_server
@@ -44,41 +48,9 @@ BATCH_TIMEOUT = 240.0
 WEBHOOK_TIMEOUT = 180.0  # three attempts; the sender's backoff (base 10 s, doubling) is not a setting
 TERMINAL_GENERATION = {"COMPLETED", "FAILED", "REJECTED", "CANCELED", "CANCELLED"}
 TERMINAL_BATCH = {"COMPLETED", "FAILED", "CANCELED", "CANCELLED"}
-SECRET_LINE = re.compile(r"Webhook secret \(shown once\): (\S+)")
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.5) -> T:
-    """Call ``check`` until it returns something other than None; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    return thread
-
-
-def stop_http_server(server: ThreadingHTTPServer, thread: threading.Thread) -> None:
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
 
 
 # --------------------------------------------------------------------------- media server
-
-
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @dataclass
@@ -98,10 +70,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Media]:
     trim_media(clips / "vrt_face3.mp4", folder / "face.mp4", CLIP_SECONDS)
     trim_media(clips / "sadtalker_RD_Radio31_000_en.wav", folder / "speech.m4a", CLIP_SECONDS)
     write_video(folder / "no-face.mp4", frames=round(25 * CLIP_SECONDS), audio_seconds=CLIP_SECONDS)  # shapes
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietFiles, directory=str(folder)))
-    thread = serve_in_thread(server)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving_folder(folder) as base:
         yield Media(
             base,
             f"{base}/face.mp4",
@@ -109,8 +78,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Media]:
             f"{base}/no-such-speech.m4a",
             f"{base}/no-face.mp4",
         )
-    finally:
-        stop_http_server(server, thread)
 
 
 # --------------------------------------------------------------------------- webhook receiver
@@ -134,19 +101,6 @@ class Receiver:
     def snapshot(self) -> list[Attempt]:
         with self.lock:
             return list(self.attempts)
-
-
-def signature_valid(secret: str | None, header: str | None, body: bytes) -> bool:
-    """``Sync-Signature: t=<unix>,v1=<hex>``, v1 = HMAC-SHA256(secret, "<t>." + body), written from API.md."""
-    if not secret or not header:
-        return False
-    parts = [part.strip().partition("=") for part in header.split(",")]
-    timestamps = [value for key, _, value in parts if key == "t"]
-    candidates = [value for key, _, value in parts if key == "v1"]
-    if len(timestamps) != 1 or not timestamps[0].isdigit() or not candidates:
-        return False
-    expected = hmac.new(secret.encode(), f"{timestamps[0]}.".encode() + body, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from lipsync_api.domain.assets import local_asset_paths
 from lipsync_api.estimator import open_estimator
 from lipsync_api.executors import Engine
 from lipsync_api.notifier import BatchNotifier
-from lipsync_api.observability.http import ObservabilityMiddleware
+from lipsync_api.observability.http import instrument
 from lipsync_api.observability.logs import register_secret
 from lipsync_api.observability.metrics import Metrics
 
@@ -51,7 +51,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, run_workers:
         lifespan=lifespan,
     )
     app.state.metrics, app.state.batch_notifier = app_metrics, notifier
-    app.add_middleware(ObservabilityMiddleware, metrics=app_metrics)
+    instrument(app, app_metrics)  # request ids, log context and request metrics around everything
     install_error_handlers(app)
     for module in (generate, batch, events, analyze, models, files, health, metrics):
         app.include_router(module.router)

@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lipsync_api.observability.context import bound
@@ -84,3 +85,17 @@ class ObservabilityMiddleware:
             method = scope.get("method", "")
             method = method if method in _METHODS else "other"  # a label never takes arbitrary client text
             self.metrics.observe_request(method, route_template(scope), status, elapsed)
+
+
+def instrument(app: FastAPI, metrics: Metrics) -> None:
+    """Wrap ``app``'s whole middleware stack, Starlette's error middleware included, in the middleware.
+
+    ``add_middleware`` would put it inside the error middleware, which answers (and logs) a crash after
+    the request's context is gone: the 500 would carry no ``X-Request-Id`` and its log line no request id.
+    """
+    build = app.build_middleware_stack
+
+    def build_outermost() -> ASGIApp:
+        return ObservabilityMiddleware(build(), metrics)
+
+    app.build_middleware_stack = build_outermost  # type: ignore[method-assign]
