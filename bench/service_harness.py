@@ -97,8 +97,13 @@ def real_serve_command() -> list[str]:
 
 
 def bench_server_command(engine: str, sleep_ms: float = 0.0) -> list[str]:
-    """``bench/bench_server.py``: ``serve`` with a benchmark-only engine (see that file)."""
-    return [sys.executable, str(BENCH / "bench_server.py"), "--engine", engine, "--sleep-ms", str(sleep_ms)]
+    """``bench/bench_server.py``: ``serve`` with a benchmark-only engine (see that file).
+
+    ``BENCH_SERVER_SCRIPT`` in the environment names another script taking the same options (a patched
+    server, to try a fix before making it).
+    """
+    script = os.environ.get("BENCH_SERVER_SCRIPT") or str(BENCH / "bench_server.py")
+    return [sys.executable, script, "--engine", engine, "--sleep-ms", str(sleep_ms)]
 
 
 def _wait_ready(server: Server, timeout: float) -> None:

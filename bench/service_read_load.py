@@ -1,8 +1,8 @@
 """Read load: ``GET /v2/batch/{id}`` from a load generator on loopback while a 1000-line batch runs,
 against the same load on the idle server.
 
-Usage: python bench/service_read_load.py [--runs 3] [--seconds 5] [--connections 16] [--client auto|wrk|python]
-                                         [--workers 4] [--sleep-ms 100] [--database sqlite|postgres]
+Usage: python bench/service_read_load.py [--runs 3] [--seconds 5] [--connections 16]
+           [--client auto|wrk|python] [--workers 4] [--sleep-ms 100] [--database sqlite|postgres]
 
 The server is ``serve`` with the benchmark-only engine (``bench/bench_server.py``) sleeping ``--sleep-ms``
 per line on ``--workers`` workers, so a 1000-line batch keeps the scheduler claiming and recording lines
@@ -125,7 +125,13 @@ def measure(client: str, url: str, connections: int, seconds: float, server_pid:
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = (after.ru_utime - children.ru_utime + after.ru_stime - children.ru_stime) / wall
-    return figures | {"client_cpu": client_cpu, "server_cpu": shares["server"], "machine": shares["machine"]}
+    server_ms = shares["server"] * wall * 1000 / max(figures["requests"], 1)
+    return figures | {
+        "client_cpu": client_cpu,
+        "server_cpu": shares["server"],
+        "server_cpu_ms_per_request": server_ms,
+        "machine": shares["machine"],
+    }
 
 
 def wait_batch(
@@ -210,9 +216,10 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
         f"{args.seconds:g} s per state, {args.database} (medians)"
     )
     print(
-        "| state | requests/s | p50 | p90 | p99 | errors | client CPU | server CPU | machine busy | target |"
+        "| state | requests/s | p50 | p90 | p99 | errors | client CPU | server CPU | server CPU per request "
+        "| machine busy | target |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for state, rows in results.items():
 
         def m(key: str, rows: list[dict[str, float]] = rows) -> float:
@@ -222,7 +229,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
         met = m("rps") >= TARGET_RPS and m("p99") < TARGET_P99_MS and errors == 0
         print(
             f"| {state} | {m('rps'):.0f} | {m('p50'):.1f} ms | {m('p90'):.1f} ms | {m('p99'):.1f} ms "
-            f"| {errors:.0f} | {m('client_cpu'):.2f} | {m('server_cpu'):.2f} | {m('machine'):.2f} "
+            f"| {errors:.0f} | {m('client_cpu'):.2f} | {m('server_cpu'):.2f} "
+            f"| {m('server_cpu_ms_per_request'):.2f} ms | {m('machine'):.2f} "
             f"| {'met' if met else 'missed'} |"
         )
     ratio = median([b["rps"] / i["rps"] for b, i in zip(results["busy"], results["idle"], strict=True)])

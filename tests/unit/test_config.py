@@ -59,6 +59,8 @@ CUSTOM: dict[str, tuple[Any, str]] = {
     ),
     "retention_hours": (48.0, "48"),
     "shutdown_grace_seconds": (1.0, "1"),
+    "log_level": ("DEBUG", "DEBUG"),
+    "log_format": ("json", "json"),
 }
 
 

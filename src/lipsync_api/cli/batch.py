@@ -25,8 +25,6 @@ from lipsync_api.config import load_settings
 batch_app = typer.Typer(
     help="Validate, submit, follow and run batch files (JSON Lines).", no_args_is_help=True
 )
-batch_app.command("results")(results_command)
-batch_app.command("run")(run_command)
 
 BatchFile = Annotated[Path, typer.Argument(help="The .jsonl batch file.", exists=True, dir_okay=False)]
 BatchId = Annotated[str, typer.Argument(help="The batch's id.")]
@@ -139,8 +137,14 @@ def cancel_command(batch_id: BatchId, server: ServerOption = None, api_key: ApiK
     with connect(server, api_key) as client, remote_errors():
         batch = client.post_json(f"/v2/batch/{path_part(batch_id)}/cancel")
         if batch.get("status") != "CANCELED":
-            console.print(f"batch {batch_id} had already ended {batch.get('status')}", highlight=False)
+            console.print(
+                f"batch {escape(batch_id)} had already ended {batch.get('status')}", highlight=False
+            )
         print_summary(batch)
+
+
+batch_app.command("results")(results_command)
+batch_app.command("run")(run_command)
 
 
 def _follow(client: ApiClient, batch: dict[str, Any], *, as_json: bool = False) -> None:

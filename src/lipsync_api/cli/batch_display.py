@@ -7,7 +7,6 @@ from typing import Any
 
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from rich.text import Text
 
 from lipsync_api.cli.console import console, results
@@ -42,7 +41,7 @@ class RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.speed
-        return Text("-" if speed is None else f"{speed * 60:.1f} lines/min", style="progress.data.speed")
+        return Text("-" if speed is None else f"{speed * 60:.1f}/min", style="progress.data.speed")
 
 
 class BatchProgress:
@@ -113,22 +112,25 @@ def print_summary(batch: Batch) -> None:
         results.print(f"{label:<10} {escape(value)}", highlight=False)
 
 
+LISTING_COLUMNS = "{:<36}  {:<12} {:<27} {:>6} {:>9} {:>6} {:>7}"
+
+
 def print_listing(batches: Iterable[Batch]) -> None:
-    """Batches as a table: status, created, counts, and the id last (whole, for copying)."""
-    table = Table("status", "created", "total", "succeeded", "failed", "pending")
-    table.add_column("id", no_wrap=True, overflow="fold")
+    """Batches one per line: id, status, created, and the counts (plain columns: nothing is cut short)."""
+    header = LISTING_COLUMNS.format("id", "status", "created", "total", "succeeded", "failed", "pending")
+    results.print(header, highlight=False)
     for batch in batches:
         counts = metrics(batch)
-        table.add_row(
+        row = LISTING_COLUMNS.format(
+            str(batch.get("id", "")),
             str(batch.get("status", "")),
             str(batch.get("created_at") or ""),
-            str(counts["total_generations"]),
-            str(counts["success_count"]),
-            str(counts["failed_count"] + counts["canceled_count"]),
-            str(counts["pending_count"]),
-            str(batch.get("id", "")),
+            counts["total_generations"],
+            counts["success_count"],
+            counts["failed_count"] + counts["canceled_count"],
+            counts["pending_count"],
         )
-    results.print(table)
+        results.print(escape(row), highlight=False)
 
 
 def print_failed_lines(lines: Iterable[Mapping[str, Any]]) -> int:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +182,34 @@ def test_missing_server_or_key_is_named() -> None:
     no_key = cli("batch", "status", "b1", env={"LIPSYNC_SERVER": "http://127.0.0.1:9"})
     assert_exit(no_key, 2)
     assert "give --api-key or set SYNC_API_KEY" in flat(no_key)
+
+
+def test_an_interrupted_run_goes_on_where_it_stopped(tmp_path: Path, clips: Clips) -> None:
+    """Ctrl-C (SIGINT) once the first output is stored: exit 130; the same command then finishes the
+    batch without rendering the finished line again."""
+    copy_clips(clips, tmp_path)
+    batch = write_lines(tmp_path / "b.jsonl", *(line(f"r{n}", "face.mp4", "speech.m4a") for n in range(4)))
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "lipsync_api", "batch", "run", str(batch), "-o", str(output)]
+    env = os.environ | {"LIPSYNC_LEASE_SECONDS": "2", "LIPSYNC_WORKER_COUNT": "1"}
+    stored = output / ".lipsync-data" / "files" / "outputs"
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(stored.rglob("*.mp4")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = {path: path.stat().st_mtime_ns for path in stored.rglob("*.mp4")}
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert "run the same command again to go on" in " ".join(err.split())
+    assert not (output / "results.jsonl").exists()
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "continuing batch" in resumed.stderr
+    assert [entry["request_id"] for entry in results_lines(output)] == ["r0", "r1", "r2", "r3"]
+    assert sorted(path.name for path in output.glob("*.mp4")) == ["r0.mp4", "r1.mp4", "r2.mp4", "r3.mp4"]
+    assert {path: path.stat().st_mtime_ns for path in first} == first  # not rendered again

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from lipsync_api.api.deps import CurrentOrg, State
+from lipsync_api.api.responses import ERROR_RESPONSES, EstimateOut, documented
 from lipsync_api.errors import InvalidGenerationRequest
 from lipsync_api.estimator import Estimator, estimate_generation
 
-router = APIRouter(tags=["analyze"])
+router = APIRouter(tags=["analyze"], responses=ERROR_RESPONSES)
 
 BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -37,7 +38,13 @@ def get_estimator(request: Request) -> Estimator:
 EstimatorDep = Annotated[Estimator, Depends(get_estimator)]
 
 
-@router.post("/v2/analyze/cost", summary="Estimate a generation's frames and cost", openapi_extra=BODY_DOC)
+@router.post(
+    "/v2/analyze/cost",
+    summary="Estimate a generation's frames and cost",
+    openapi_extra=BODY_DOC,
+    response_model=None,
+    responses=documented(200, list[EstimateOut]),
+)
 async def estimate_cost(
     state: State, org: CurrentOrg, estimator: EstimatorDep, request: Request
 ) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from lipsync_api.api.deps import CurrentOrg, State, split_values
+from lipsync_api.api.responses import ERROR_RESPONSES, BatchOut, DryRunOut, documented
 from lipsync_api.api.routers.analyze import get_estimator
 from lipsync_api.api.runtime import AppState
 from lipsync_api.api.upload import FILE_FIELD, read_multipart
@@ -19,9 +20,16 @@ from lipsync_api.finalise import announcer
 from lipsync_api.store.batches import BatchRecord
 from lipsync_api.store.types import utc_now
 
-router = APIRouter(tags=["batch"])
+router = APIRouter(tags=["batch"], responses=ERROR_RESPONSES)
 
 NEXT_CURSOR_HEADER = "x-next-cursor"
+NEXT_CURSOR_DOC = {
+    NEXT_CURSOR_HEADER: {
+        "description": "The next page's cursor, when there is one",
+        "schema": {"type": "string"},
+    }
+}
+
 UPLOAD_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -60,7 +68,13 @@ def _flag(value: str | None) -> bool:
     return text in ("true", "1")
 
 
-@router.post("/v2/batch", status_code=201, summary="Create (or dry-run) a batch", openapi_extra=UPLOAD_DOC)
+@router.post(
+    "/v2/batch",
+    status_code=201,
+    summary="Create (or dry-run) a batch",
+    openapi_extra=UPLOAD_DOC,
+    responses=documented(201, BatchOut) | documented(200, DryRunOut, "The dry run's answer"),
+)
 async def create(state: State, org: CurrentOrg, request: Request) -> JSONResponse:
     """201 with the Batch, or 200 VALIDATED for ``dry_run=true``; 413 past the size limit."""
     form = await read_multipart(request, state.limits.max_batch_bytes)
@@ -77,17 +91,26 @@ async def create(state: State, org: CurrentOrg, request: Request) -> JSONRespons
     return JSONResponse(_view(state, record), status_code=201)
 
 
-@router.get("/v2/batch/{batch_id}", summary="Get a batch")
+@router.get(
+    "/v2/batch/{batch_id}", summary="Get a batch", response_model=None, responses=documented(200, BatchOut)
+)
 async def get(state: State, org: CurrentOrg, batch_id: str) -> dict[str, Any]:
     """The caller's batch with its metrics (404 for anyone else's)."""
     return _view(state, await get_batch(state.store, org, batch_id))
 
 
-@router.get("/v2/batch", summary="List batches, newest first", response_model=None)
+@router.get(
+    "/v2/batch",
+    summary="List batches, newest first",
+    response_model=None,
+    responses={
+        200: {"model": list[BatchOut], "description": "A page of batches", "headers": NEXT_CURSOR_DOC}
+    },
+)
 async def list_batches(
     state: State,
     org: CurrentOrg,
-    status: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[str], Query(default_factory=list)],
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -108,7 +131,12 @@ async def list_batches(
     return response
 
 
-@router.post("/v2/batch/{batch_id}/cancel", summary="Cancel a batch")
+@router.post(
+    "/v2/batch/{batch_id}/cancel",
+    summary="Cancel a batch",
+    response_model=None,
+    responses=documented(200, BatchOut),
+)
 async def cancel(state: State, org: CurrentOrg, batch_id: str) -> dict[str, Any]:
     """Cancel the caller's running batch; pending lines end CANCELED."""
     now = utc_now()

@@ -21,13 +21,14 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from lipsync_api.api.deps import CurrentOrg, State
+from lipsync_api.api.responses import ERROR_RESPONSES
 from lipsync_api.api.views import TERMINAL_BATCH, batch_view
 from lipsync_api.domain.services import get_batch
 from lipsync_api.notifier import BatchNotifier
 from lipsync_api.store.batches import BatchRecord
 from lipsync_api.store.models import BatchStatus
 
-router = APIRouter(tags=["batch"])
+router = APIRouter(tags=["batch"], responses=ERROR_RESPONSES)
 
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.responses import Response
 
 from lipsync_api.api.deps import State
+from lipsync_api.api.responses import ERROR_RESPONSES
 from lipsync_api.errors import NotFoundError, SignedUrlRejected
 from lipsync_api.storage.signing import FILES_ROUTE, SignatureCheck, verify
 
-router = APIRouter(tags=["files"])
+router = APIRouter(tags=["files"], responses=ERROR_RESPONSES)
 
 MEDIA_TYPES = {".jsonl": "application/x-ndjson", ".mp4": "video/mp4"}
+FILE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file; 403 for a bad or expired signature, 404 once it is gone.",
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in [*MEDIA_TYPES.values(), "application/octet-stream"]
+        },
+    }
+}
 
 
 def _media_type(key: str) -> str:
@@ -24,7 +34,11 @@ def _media_type(key: str) -> str:
 
 
 @router.get(
-    FILES_ROUTE + "{key:path}", summary="Download a stored file by its signed URL", response_model=None
+    FILES_ROUTE + "{key:path}",
+    summary="Download a stored file by its signed URL",
+    response_model=None,
+    response_class=Response,
+    responses=FILE_DOC,
 )
 async def download(
     state: State,

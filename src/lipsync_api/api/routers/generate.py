@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 
 from lipsync_api.api.deps import CurrentOrg, State, split_values
 from lipsync_api.api.generate_form import FILE_FIELDS, JSON_FIELDS, TEXT_FIELDS, generate_form, media_parts
+from lipsync_api.api.responses import ERROR_RESPONSES, GenerationOut, documented
 from lipsync_api.api.runtime import AppState
 from lipsync_api.api.upload import is_multipart, spooled_form
 from lipsync_api.api.views import generation_view
@@ -17,7 +18,7 @@ from lipsync_api.domain.upload_service import create_generation_from_uploads
 from lipsync_api.errors import InvalidGenerationRequest
 from lipsync_api.store.models import Generation, Organization
 
-router = APIRouter(tags=["generate"])
+router = APIRouter(tags=["generate"], responses=ERROR_RESPONSES)
 
 _FORM_FIELDS: dict[str, Any] = {
     **{name: {"type": "string", "format": "binary"} for name in FILE_FIELDS},
@@ -47,7 +48,14 @@ CREATE_DOC: dict[str, Any] = {
 }
 
 
-@router.post("/v2/generate", status_code=201, summary="Create a generation", openapi_extra=CREATE_DOC)
+@router.post(
+    "/v2/generate",
+    status_code=201,
+    summary="Create a generation",
+    openapi_extra=CREATE_DOC,
+    response_model=None,
+    responses=documented(201, GenerationOut),
+)
 async def create(
     state: State,
     org: CurrentOrg,
@@ -85,19 +93,29 @@ async def _create_from_form(
         )
 
 
-@router.get("/v2/generate/{generation_id}", summary="Get a generation")
+@router.get(
+    "/v2/generate/{generation_id}",
+    summary="Get a generation",
+    response_model=None,
+    responses=documented(200, GenerationOut),
+)
 async def get(state: State, org: CurrentOrg, generation_id: str) -> dict[str, Any]:
     """The caller's generation (404 for anyone else's)."""
     generation = await get_generation(state.store, org, generation_id)
     return generation_view(generation, state.signer(generation.output_key))
 
 
-@router.get("/v2/generations", summary="List generations, newest first")
+@router.get(
+    "/v2/generations",
+    summary="List generations, newest first",
+    response_model=None,
+    responses=documented(200, list[GenerationOut]),
+)
 async def list_generations(
     state: State,
     org: CurrentOrg,
-    status: Annotated[list[str] | None, Query()] = None,
-    ids: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[str], Query(default_factory=list)],
+    ids: Annotated[list[str], Query(default_factory=list)],
 ) -> list[dict[str, Any]]:
     """The caller's generations, filtered by status and ids (repeated keys or comma-separated)."""
     found = await state.store.generations.list_for_organization(

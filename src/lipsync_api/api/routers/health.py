@@ -7,17 +7,23 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from lipsync_api.api.deps import State
+from lipsync_api.api.responses import ErrorBody, StatusOut, documented
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness")
+@router.get("/healthz", summary="Liveness", response_model=None, responses=documented(200, StatusOut))
 async def healthz() -> dict[str, str]:
     """Always ok while the process serves requests."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database is reachable", response_model=None)
+@router.get(
+    "/readyz",
+    summary="Readiness: the database is reachable",
+    response_model=None,
+    responses=documented(200, StatusOut) | documented(503, ErrorBody, "The database is unreachable"),
+)
 async def readyz(state: State) -> JSONResponse:
     """200 when a trivial query succeeds, else 503 in the error shape."""
     try:
