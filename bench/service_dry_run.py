@@ -94,7 +94,9 @@ def main() -> None:
     files = {"v": args.media / "latentsync_demo1_video.mp4", "a": args.media / "sadtalker_deyu_de.wav"}
     settings = Settings(data_dir=args.work / "unused")
     env = {"LIPSYNC_FETCH_ALLOW_PRIVATE_ADDRESSES": "true"}
-    figures: dict[str, list[float]] = {"baseline": [], "cold": [], "cached": [], "cold_cpu": []}
+    figures: dict[str, list[float]] = {
+        key: [] for key in ("baseline", "cold", "cached", "cold_cpu", "media_requests", "media_mb")
+    }
     with (
         media_host(files) as host,
         running(real_serve_command(), args.work / f"data-{time.time_ns()}", env) as server,
@@ -111,7 +113,7 @@ def main() -> None:
         for run in range(args.runs):
             data = campaign(f"run{run}-{time.time_ns()}", args.lines)
             figures["baseline"].append(baseline(data, settings))
-            requests_before = host.requests
+            requests_before, bytes_before = host.requests, host.bytes_sent
             cpu = CpuWindow({"server": server.pid})
             with profiled(server.pid, args.py_spy if run == 0 else None):
                 cpu.start()
@@ -119,12 +121,14 @@ def main() -> None:
                 shares = cpu.stop()
             figures["cold"].append(cold)
             figures["cold_cpu"].append(shares["server"])
-            probes = host.requests - requests_before
+            probes, sent = host.requests - requests_before, host.bytes_sent - bytes_before
+            figures["media_requests"].append(probes)
+            figures["media_mb"].append(sent / 1e6)
             print(
                 f"run {run + 1}: {len(data) / 1e6:.2f} MB, {answer['total_generations']} lines; "
                 f"baseline {figures['baseline'][-1] * 1000:.0f} ms; cold {cold * 1000:.0f} ms "
-                f"({probes} media requests, server CPU {shares['server']:.2f} cores, machine "
-                f"{shares['machine']:.2f}), frames {answer['estimatedFrameCount']}, "
+                f"({probes} media requests, {sent / 1e6:.0f} MB, server CPU {shares['server']:.2f} cores, "
+                f"machine {shares['machine']:.2f}), frames {answer['estimatedFrameCount']}, "
                 f"warnings: {answer['warnings'][-1] if answer['warnings'] else 'none'}",
                 flush=True,
             )
@@ -147,6 +151,10 @@ def report(figures: dict[str, list[float]], runs: int) -> None:
             f"| {name} | {median(figures[key]) * 1000:.0f} ms | {ratio:.2f}x | ≤ {TARGET_RATIO}x: {verdict} |"
         )
     print(f"| server CPU during the cold dry run | {median(figures['cold_cpu']):.2f} cores | | |")
+    print(
+        f"| media read by the cold dry run | {median(figures['media_requests']):.0f} requests, "
+        f"{median(figures['media_mb']):.0f} MB | | |"
+    )
 
 
 if __name__ == "__main__":

@@ -92,8 +92,13 @@ def running(
 
 
 def real_serve_command() -> list[str]:
-    """``lipsync-api serve``, as installed in this interpreter's environment."""
-    return [sys.executable, "-m", "lipsync_api", "serve"]
+    """``lipsync-api serve``, as installed in this interpreter's environment.
+
+    ``BENCH_SERVE_SCRIPT`` in the environment names a script to run instead (as ``python SCRIPT serve``:
+    a patched server, to try a fix before making it).
+    """
+    script = os.environ.get("BENCH_SERVE_SCRIPT")
+    return [sys.executable, script, "serve"] if script else [sys.executable, "-m", "lipsync_api", "serve"]
 
 
 def bench_server_command(engine: str, sleep_ms: float = 0.0) -> list[str]:

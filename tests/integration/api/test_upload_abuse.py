@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lipsync_api.api.app import create_app
+from lipsync_api.api.generation_request import MAX_DEPTH
 from lipsync_api.config import Settings
 from lipsync_api.domain.batchfile import MAX_PROBLEMS
 from tests.integration.api.conftest import BOOTSTRAP_KEY
@@ -28,15 +29,14 @@ from tests.integration.api.test_batch_fuzz import check_answer, form, part, post
 from tests.integration.scheduler.fakes import FakeEngine
 from tests.unit.api.factories import simple_payload
 
-pytestmark = pytest.mark.asyncio
-
 DEFAULTS = Settings()
 MAX_BYTES = DEFAULTS.batch_max_bytes
 MAX_REQUESTS = DEFAULTS.batch_max_requests
 MULTIPART = "multipart/form-data; boundary=fuzz-b0undary-7MA4YWxkTrZu0gW"
+pytestmark = pytest.mark.asyncio
 
 
-def test_the_defaults_are_the_documented_ones() -> None:
+async def test_the_defaults_are_the_documented_ones() -> None:
     assert (MAX_BYTES, MAX_REQUESTS) == (5 * 1024 * 1024, 1000)
 
 
@@ -128,7 +128,9 @@ async def test_blank_lines_do_not_count_towards_the_cap(client: httpx.AsyncClien
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(count=st.integers(MAX_REQUESTS - 2, MAX_REQUESTS + 3), broken=st.sets(st.integers(1, 1003), max_size=3))
+@given(
+    count=st.integers(MAX_REQUESTS - 2, MAX_REQUESTS + 3), broken=st.sets(st.integers(1, 1003), max_size=3)
+)
 async def test_around_the_cap_every_problem_is_named(
     client: httpx.AsyncClient, count: int, broken: set[int]
 ) -> None:
@@ -189,9 +191,12 @@ async def test_5_mb_of_random_bytes(client: httpx.AsyncClient) -> None:
 
 
 async def test_one_huge_line(client: httpx.AsyncClient) -> None:
-    huge_id = line("x" * (MAX_BYTES - 200))
-    assert problems(await upload(client, huge_id)) == ["line 1: request_id: must be at most 255 characters"]
-    huge_extra = line("a", extra="y" * (MAX_BYTES - 300))  # an unknown payload key: dropped, not refused
+    huge_id = line("x" * (MAX_BYTES - len(line(""))))
+    assert len(huge_id) == MAX_BYTES
+    assert problems(await upload(client, huge_id)) == ["line 1: request_id: longer than 255 characters"]
+    huge_extra = line(
+        "a", extra="y" * (MAX_BYTES - len(line("a", extra="")))
+    )  # an unknown payload key: dropped, not refused
     response = await upload(client, huge_extra)
     assert response.status_code == 200 and check_answer(response)["total_generations"] == 1
     unterminated = b'{"request_id": "' + b"z" * (MAX_BYTES - 20)
@@ -206,18 +211,17 @@ async def test_deep_json_to_the_limit(client: httpx.AsyncClient, opener: bytes, 
     assert problems(await upload(client, data)) == ["line 1: not valid JSON: nested too deeply"]
 
 
-@pytest.mark.parametrize("depth", [200, 900, 5000])
+@pytest.mark.parametrize("depth", [20, 200, 900, 5000])
 async def test_deep_json_inside_a_valid_payload(client: httpx.AsyncClient, depth: int) -> None:
-    nested: Any = 1
-    for _ in range(depth):
-        nested = {"a": [nested]}
-    data = json.dumps(
-        {"request_id": "r", "endpoint": "/v2/generate", "payload": simple_payload(extra=nested)}
-    ).encode()
-    response = await upload(client, data)
-    check_answer(response)  # accepted (an unknown key is dropped) or "nested too deeply": never a 5xx
-    stored = await upload(client, data, dry_run=False)
-    check_answer(stored)
+    nested = b'{"a":[' * depth + b"1" + b"]}" * depth  # 2 x depth levels below payload.extra
+    data = line("r", extra="NESTED").replace(b'"NESTED"', nested)
+    for dry_run in (True, False):
+        response = await upload(client, data, dry_run=dry_run)
+        if 2 * depth + 2 <= MAX_DEPTH:
+            assert response.status_code == (200 if dry_run else 201), response.text[:300]
+            continue
+        [message] = problems(response)
+        assert message.startswith("line 1: ") and "nested" in message, message[:300]
 
 
 async def test_nul_bytes_and_invalid_utf8_everywhere(client: httpx.AsyncClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.responses import Response
 
@@ -42,12 +42,18 @@ def _media_type(key: str) -> str:
 )
 async def download(
     state: State,
+    request: Request,
     key: str,
     expires: Annotated[str, Query()] = "",
     signature: Annotated[str, Query()] = "",
 ) -> Response:
     """Stream the file when the signature holds and has not expired; 403 otherwise."""
+    # One spelling per URL: with a parameter given twice, a cache or log reading the first value would
+    # see another URL than the one checked here (the last).
+    if any(len(request.query_params.getlist(name)) > 1 for name in ("expires", "signature")):
+        raise SignedUrlRejected("invalid URL signature: expires and signature must be given once")
     check = verify(state.signer.secret, key, expires, signature, time.time())
+
     if check is SignatureCheck.EXPIRED:
         raise SignedUrlRejected("this URL has expired", error_code="url_expired")
     if check is not SignatureCheck.OK:
