@@ -64,9 +64,9 @@ def wrk_load(url: str, connections: int, seconds: float) -> dict[str, float]:
         figures[f"p{pct}"] = float(found[1]) * _UNITS[found[2]] if found else float("nan")
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    figures["errors"] = float(
-        (int(non2xx[1]) if non2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0)
-    )
+    figures["non_2xx"] = float(non2xx[1]) if non2xx else 0.0
+    figures["timeouts"] = float(sockets[4]) if sockets else 0.0  # no answer within wrk's 2 s
+    figures["errors"] = figures["non_2xx"] + (sum(map(int, sockets.groups())) if sockets else 0)
     figures["requests"] = float(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     return figures
 
@@ -146,6 +146,10 @@ def wait_batch(
     raise TimeoutError(f"batch {batch_id} did not reach the wanted state")
 
 
+def succeeded(client: httpx.Client, base: str, batch_id: str) -> int:
+    return int(client.get(f"{base}/v2/batch/{batch_id}").json()["metrics"]["success_count"])
+
+
 def one_run(
     args: argparse.Namespace, client_kind: str, big: bytes, small: bytes
 ) -> dict[str, dict[str, float]]:
@@ -171,12 +175,16 @@ def one_run(
             idle = measure(client_kind, f"{server.base}/v2/batch/{idle_id}", *load)
             busy_id = submit(big)
             wait_batch(client, server.base, busy_id, lambda b: b["metrics"]["success_count"] >= args.workers)
-            before = client.get(f"{server.base}/v2/batch/{busy_id}").json()["metrics"]["success_count"]
+            before = succeeded(client, server.base, busy_id)
+            time.sleep(args.seconds)  # the batch's own pace, with no reads
+            unloaded = (succeeded(client, server.base, busy_id) - before) / args.seconds
+            before = succeeded(client, server.base, busy_id)
             busy = measure(client_kind, f"{server.base}/v2/batch/{busy_id}", *load)
             batch = client.get(f"{server.base}/v2/batch/{busy_id}").json()
             if batch["status"] != "PROCESSING":
                 raise RuntimeError(f"the batch ended ({batch['status']}) before the busy window did")
             busy["lines_per_s"] = (batch["metrics"]["success_count"] - before) / args.seconds
+            busy["lines_per_s_unloaded"] = unloaded
             client.post(f"{server.base}/v2/batch/{busy_id}/cancel").raise_for_status()
     return {"idle": idle, "busy": busy}
 
@@ -236,7 +244,13 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
     ratio = median([b["rps"] / i["rps"] for b, i in zip(results["busy"], results["idle"], strict=True)])
     print(f"busy / idle requests/s (median of per-run ratios): {ratio:.2f}x")
     lines = median([row["lines_per_s"] for row in results["busy"]])
-    print(f"batch progress during the busy windows: {lines:.1f} lines/s")
+    unloaded = median([row["lines_per_s_unloaded"] for row in results["busy"]])
+    print(
+        f"batch progress: {lines:.1f} lines/s during the busy windows, {unloaded:.1f} lines/s without reads"
+    )
+    timeouts = sum(row.get("timeouts", 0) for rows in results.values() for row in rows)
+    non_2xx = sum(row.get("non_2xx", 0) for rows in results.values() for row in rows)
+    print(f"errors: {non_2xx:.0f} non-2xx answers, {timeouts:.0f} requests without an answer within 2 s")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from lipsync_api.secret_file import SECRET_FILE_NAME
 from lipsync_api.storage.signing import url_signature
 from tests.integration.api.conftest import Api, generate_body
 from tests.integration.api.test_batch import batch_file, path_of, post_batch
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.asyncio
 
 
 async def raw_get(app: FastAPI, target: bytes) -> tuple[int, dict[str, Any]]:
-    """GET ``target`` (path and query, bytes as sent on the wire) straight into the app; status and JSON."""
+    """GET ``target`` (path and query, as sent on the wire) straight into the app: status, JSON or raw."""
     raw_path, _, query = target.partition(b"?")
     scope = {
         "type": "http",
@@ -44,7 +45,7 @@ async def raw_get(app: FastAPI, target: bytes) -> tuple[int, dict[str, Any]]:
         "server": ("test", 80),
     }
     sent, finished = False, asyncio.Event()
-    status, body = 0, b""
+    status, body, content_type = 0, b"", b""
 
     async def receive() -> dict[str, Any]:
         nonlocal sent
@@ -55,16 +56,17 @@ async def raw_get(app: FastAPI, target: bytes) -> tuple[int, dict[str, Any]]:
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
-        nonlocal status, body
+        nonlocal status, body, content_type
         if message["type"] == "http.response.start":
             status = message["status"]
+            content_type = dict(message.get("headers", [])).get(b"content-type", b"")
         elif message["type"] == "http.response.body":
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 finished.set()
 
     await app(scope, receive, send)
-    return status, json.loads(body) if body.startswith(b"{") else {"raw": body}
+    return status, json.loads(body) if content_type == b"application/json" else {"raw": body}
 
 
 def signed(secret: str, key: str, expires: int, quoted_key: str | None = None) -> bytes:
@@ -126,7 +128,7 @@ async def test_a_valid_url_works_without_a_key_and_any_tampering_is_403(api: Api
     for target in cases:
         status, body = await raw_get(api.app, target.encode())
         assert status == 403, (target, status, body)
-        assert_refused(status, body, None)
+        assert_refused(status, body, "invalid_signature")
 
 
 async def test_an_expired_url_is_403_url_expired(api: Api) -> None:
@@ -169,6 +171,9 @@ async def test_one_files_signature_does_not_open_another(api: Api) -> None:
         "results//x.jsonl",
         ".secret",
         "%252e%252e/%252e%252e/etc/passwd",
+        "",
+        "results/x.jsonl/",
+        "results/x.jsonl%20",
     ],
 )
 async def test_path_traversal_is_refused_even_when_validly_signed(api: Api, path: str) -> None:
@@ -182,13 +187,19 @@ async def test_path_traversal_is_refused_even_when_validly_signed(api: Api, path
     assert_refused(status, body)
 
 
-async def test_the_data_folder_is_not_reachable_through_a_signed_key(api: Api) -> None:
-    """Keys map below the storage root only: the database and the secret are not storage objects."""
+async def test_the_signing_secret_next_to_the_storage_root_is_out_of_reach(api: Api) -> None:
+    """The secret file sits one folder above the stored files: a signed ``..`` key must not reach it."""
     secret = api.state.signer.secret
+    root = api.state.settings.data_dir / "files"
+    assert (root.parent / SECRET_FILE_NAME).read_text().strip() == secret
     expires = int(time.time()) + 600
-    for key in ("lipsync.db", "url-signing-secret", "tmp", "results"):
-        status, body = await raw_get(api.app, signed(secret, key, expires))
-        assert status == 404 or status == 403, (key, status, body)
+    for quoted in (
+        f"../{SECRET_FILE_NAME}",
+        f"%2e%2e/{SECRET_FILE_NAME}",
+        f"results/../../{SECRET_FILE_NAME}",
+    ):
+        status, body = await raw_get(api.app, signed(secret, unquote(quoted), expires, quoted_key=quoted))
+        assert status == 403 and secret not in json.dumps(body), (quoted, status)
 
 
 async def test_duplicated_params_are_refused(api: Api) -> None:
@@ -287,6 +298,11 @@ async def test_other_organizations_ids_are_404_or_empty_on_every_route(api: Api)
         listed = (await api.client.get("/v2/generations", params=params)).json()
         assert {g["id"] for g in listed} <= {mine["id"]}, params
     assert [b["id"] for b in (await api.client.get("/v2/batch")).json()] == []
+    await post_batch(api.client, batch_file("https://m.example.com/gate.wav"), headers=other)
+    their_page = await api.client.get("/v2/batch", params={"limit": 1}, headers=other)
+    their_cursor = their_page.headers["x-next-cursor"]
+    mine_after = await api.client.get("/v2/batch", params={"cursor": their_cursor})
+    assert mine_after.status_code == 200 and mine_after.json() == []  # a cursor positions, never widens
     api.engine.gate.set()
 
 
