@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,12 @@ import pytest
 from lipsync_api.engine.media import probe
 from tests.support.acceptance import (
     SECRET_LINE,
+    Attempt,
+    Receiver,
     serve_in_thread,
-    signature_valid,
     stop_http_server,
     wait_for,
+    webhook_receiver,
 )
 from tests.support.real_media import require_shared_media, trim_media
 from tests.support.server import running_server
@@ -132,60 +134,19 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Media]:
 # --------------------------------------------------------------------------- webhook receiver
 
 
-@dataclass
-class Attempt:
-    path: str
-    webhook_id: str | None
-    signature_ok: bool
-    body: bytes
-    answered: int
+def refuse_all(_attempts: list[Attempt], _signature_ok: bool) -> int:
+    return 500
 
 
-@dataclass
-class Receiver:
-    """Answers 500 to everything until ``accept`` is set, then 200 to well-signed deliveries."""
-
-    url: str = ""
-    secret: str | None = None
-    accept: threading.Event = field(default_factory=threading.Event)
-    attempts: list[Attempt] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def snapshot(self) -> list[Attempt]:
-        with self.lock:
-            return list(self.attempts)
-
-    def accepted(self) -> list[Attempt]:
-        return [attempt for attempt in self.snapshot() if attempt.answered == 200]
+def accept_signed(_attempts: list[Attempt], signature_ok: bool) -> int:
+    return 200 if signature_ok else 500
 
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            ok = signature_valid(state.secret, self.headers.get("Sync-Signature"), body)
-            answered = 200 if state.accept.is_set() and ok else 500
-            with state.lock:
-                state.attempts.append(
-                    Attempt(self.path, self.headers.get("Sync-Webhook-Id"), ok, body, answered)
-                )
-            self.send_response(answered)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = serve_in_thread(server)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    try:
-        yield state
-    finally:
-        stop_http_server(server, thread)
+    """Answers 500 to everything until the scenario switches it to ``accept_signed``."""
+    with webhook_receiver(Receiver(refuse_all)) as running:
+        yield running
 
 
 # --------------------------------------------------------------------------- the scenario
@@ -289,7 +250,7 @@ def crash_run(
     plant_interrupted_write(root / "data" / "files", before[HELD_LINE]["id"])
 
     with running_server(root, KEY, SERVER_ENV, READY_TIMEOUT, log_name=logs[1].name) as second:
-        receiver.accept.set()
+        receiver.answer = accept_signed
         with httpx.Client(base_url=second.base, headers={"x-api-key": KEY}, timeout=60) as api:
 
             def ended() -> dict[str, Any] | None:

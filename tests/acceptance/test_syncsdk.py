@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +26,11 @@ from sync.core.pydantic_utilities import parse_obj_as
 from lipsync_api.engine.media import probe
 from tests.support.acceptance import (
     SECRET_LINE,
-    serve_in_thread,
+    Attempt,
+    Receiver,
     serving_folder,
-    signature_valid,
-    stop_http_server,
     wait_for,
+    webhook_receiver,
 )
 from tests.support.media_factory import write_video
 from tests.support.real_media import require_shared_media, trim_media
@@ -83,52 +81,15 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Media]:
 # --------------------------------------------------------------------------- webhook receiver
 
 
-@dataclass
-class Attempt:
-    webhook_id: str | None
-    signature_ok: bool
-    body: bytes
-    answered: int
-
-
-@dataclass
-class Receiver:
-    url: str
-    secret: str | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def snapshot(self) -> list[Attempt]:
-        with self.lock:
-            return list(self.attempts)
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     """Answers 500 to the first two attempts, then 200 (to well-signed ones); records every attempt."""
-    state = Receiver(url="")
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            ok = signature_valid(state.secret, self.headers.get("Sync-Signature"), body)
-            with state.lock:
-                answered = 500 if len(state.attempts) < 2 or not ok else 200
-                state.attempts.append(Attempt(self.headers.get("Sync-Webhook-Id"), ok, body, answered))
-            self.send_response(answered)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def answer(attempts: list[Attempt], signature_ok: bool) -> int:
+        return 500 if len(attempts) < 2 or not signature_ok else 200
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = serve_in_thread(server)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/batch"
-    try:
-        yield state
-    finally:
-        stop_http_server(server, thread)
+    with webhook_receiver(Receiver(answer), "/hooks/batch") as running:
+        yield running
 
 
 # --------------------------------------------------------------------------- the real server

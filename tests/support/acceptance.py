@@ -10,7 +10,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,3 +78,60 @@ def signature_valid(secret: str | None, header: str | None, body: bytes) -> bool
         return False
     expected = hmac.new(secret.encode(), f"{timestamps[0]}.".encode() + body, hashlib.sha256).hexdigest()
     return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
+
+
+@dataclass
+class Attempt:
+    """One webhook delivery attempt as the receiver saw it, and what it answered."""
+
+    path: str
+    webhook_id: str | None
+    signature_ok: bool
+    body: bytes
+    answered: int
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver's record; ``answer(attempts so far, signature ok)`` picks each status code."""
+
+    answer: Callable[[list[Attempt], bool], int]
+    url: str = ""
+    secret: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot(self) -> list[Attempt]:
+        with self.lock:
+            return list(self.attempts)
+
+    def accepted(self) -> list[Attempt]:
+        return [attempt for attempt in self.snapshot() if attempt.answered == 200]
+
+
+@contextmanager
+def webhook_receiver(receiver: Receiver, path: str = "/hooks") -> Iterator[Receiver]:
+    """Serve ``receiver`` on 127.0.0.1 (its ``url`` ends in ``path``), verifying ``Sync-Signature``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ok = signature_valid(receiver.secret, self.headers.get("Sync-Signature"), body)
+            with receiver.lock:
+                answered = receiver.answer(receiver.attempts, ok)
+                webhook_id = self.headers.get("Sync-Webhook-Id")
+                receiver.attempts.append(Attempt(self.path, webhook_id, ok, body, answered))
+            self.send_response(answered)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = serve_in_thread(server)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    try:
+        yield receiver
+    finally:
+        stop_http_server(server, thread)

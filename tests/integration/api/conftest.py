@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,22 +53,41 @@ def generate_body(audio: str = "https://media.example.com/a.wav", **extra: Any) 
     }
 
 
+def api_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Settings:
+    """Settings of a test app: its own data folder, the bootstrap key, and ``overrides``."""
+    fields: dict[str, Any] = {"data_dir": tmp_path / "data", "bootstrap_api_key": BOOTSTRAP_KEY}
+    if database_url is not None:
+        fields["database_url"] = database_url
+    return Settings(**(fields | overrides))
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    settings: Settings, engine: Any = None, *, run_workers: bool = True
+) -> AsyncIterator[Api]:
+    """The app with its lifespan running and an authenticated client; a FakeEngine unless one is given.
+
+    At the end the engine's gate (or release) event is set, so no worker thread waits on it.
+    """
+    engine = FakeEngine() if engine is None else engine
+    app = create_app(settings, engine=engine, run_workers=run_workers)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            headers = {"x-api-key": BOOTSTRAP_KEY}
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://test", headers=headers
+            ) as client:
+                yield Api(client, app.state.lipsync, engine, app)
+    finally:
+        for name in ("gate", "release"):
+            event = getattr(engine, name, None)
+            if isinstance(event, threading.Event):
+                event.set()
+
+
 @pytest_asyncio.fixture
 async def api(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
     """The app with its lifespan running (scheduler and webhook loops included)."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        bootstrap_api_key=BOOTSTRAP_KEY,
-        batch_max_bytes=BATCH_MAX_BYTES,
-    )
-    engine = FakeEngine()
-    app = create_app(settings, engine=engine)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"x-api-key": BOOTSTRAP_KEY}
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
-            try:
-                yield Api(client, app.state.lipsync, engine, app)
-            finally:
-                engine.gate.set()
+    async with running_api(api_settings(tmp_path, database_url, batch_max_bytes=BATCH_MAX_BYTES)) as running:
+        yield running

@@ -8,17 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 from sync.common.types.estimated_generation_cost import EstimatedGenerationCost
 from sync.core.pydantic_utilities import parse_obj_as
 
-from lipsync_api.api.app import create_app
-from lipsync_api.config import Settings
 from lipsync_api.store.models import AssetKind
-from tests.integration.api.conftest import BOOTSTRAP_KEY, Api
-from tests.integration.scheduler.fakes import FakeEngine
+from tests.integration.api.conftest import BOOTSTRAP_KEY, Api, api_settings, running_api
 from tests.support import media_factory as mf
 from tests.support.media_server import MediaHost, media_host
 
@@ -41,20 +37,9 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaHost]:
 @pytest_asyncio.fixture
 async def api(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
     """The app (no workers) allowed to fetch from 127.0.0.1, with this module's prices."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        bootstrap_api_key=BOOTSTRAP_KEY,
-        fetch_allow_private_addresses=True,
-        model_prices=PRICES,
-    )
-    engine = FakeEngine()
-    app = create_app(settings, engine=engine, run_workers=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"x-api-key": BOOTSTRAP_KEY}
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
-            yield Api(client, app.state.lipsync, engine, app)
+    settings = api_settings(tmp_path, database_url, fetch_allow_private_addresses=True, model_prices=PRICES)
+    async with running_api(settings, run_workers=False) as running:
+        yield running
 
 
 def body(host: MediaHost, audio: str = "long.wav", **extra: Any) -> dict[str, Any]:

@@ -18,10 +18,7 @@ import pytest
 import pytest_asyncio
 from sync import AsyncSync
 
-from lipsync_api.api.app import create_app
-from lipsync_api.config import Settings
-from tests.integration.api.conftest import BATCH_MAX_BYTES, BOOTSTRAP_KEY, Api
-from tests.integration.scheduler.fakes import FakeEngine
+from tests.integration.api.conftest import BATCH_MAX_BYTES, BOOTSTRAP_KEY, Api, api_settings, running_api
 from tests.support.media_factory import tone, write_audio, write_video
 
 pytestmark = pytest.mark.asyncio
@@ -34,23 +31,11 @@ AUDIO_URL = "https://media.example.com/a.wav"
 @pytest_asyncio.fixture
 async def api(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
     """As the shared ``api`` fixture, with a small upload limit."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        bootstrap_api_key=BOOTSTRAP_KEY,
-        batch_max_bytes=BATCH_MAX_BYTES,
-        upload_max_bytes=UPLOAD_LIMIT,
+    settings = api_settings(
+        tmp_path, database_url, batch_max_bytes=BATCH_MAX_BYTES, upload_max_bytes=UPLOAD_LIMIT
     )
-    engine = FakeEngine()
-    app = create_app(settings, engine=engine)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"x-api-key": BOOTSTRAP_KEY}
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
-            try:
-                yield Api(client, app.state.lipsync, engine, app)
-            finally:
-                engine.gate.set()
+    async with running_api(settings) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,9 @@ import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from lipsync_api.api.app import create_app
-from lipsync_api.config import Settings
 from lipsync_api.executors import EngineResult
 from lipsync_api.store.types import utc_now
-from tests.integration.api.conftest import BOOTSTRAP_KEY, Api, generate_body
+from tests.integration.api.conftest import BOOTSTRAP_KEY, Api, api_settings, generate_body, running_api
 from tests.integration.api.test_batch import batch_file, post_batch
 from tests.integration.delivery.conftest import Receiver, receiver
 from tests.integration.scheduler.fakes import FakeEngine
@@ -69,25 +67,16 @@ def template_of(path: str) -> str:
 @pytest_asyncio.fixture
 async def staged(tmp_path: Path, database_url: str, receiver: Receiver) -> AsyncIterator[Api]:
     """The app with its loops running, a StagedEngine, and webhooks allowed to the local receiver."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        bootstrap_api_key=BOOTSTRAP_KEY,
+    settings = api_settings(
+        tmp_path,
+        database_url,
         webhook_allow_private_addresses=True,
         webhook_max_attempts=2,
         webhook_retry_base_seconds=0.01,
         max_attempts=2,
     )
-    engine = StagedEngine()
-    app = create_app(settings, engine=engine)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"x-api-key": BOOTSTRAP_KEY}
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
-            try:
-                yield Api(client, app.state.lipsync, engine, app)
-            finally:
-                engine.release.set()
+    async with running_api(settings, StagedEngine()) as running:
+        yield running
 
 
 async def scrape(client: httpx.AsyncClient) -> tuple[str, Samples]:

@@ -10,10 +10,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from lipsync_api.api.app import create_app
 from lipsync_api.config import Settings
-from tests.integration.api.conftest import BOOTSTRAP_KEY, Api, generate_body
-from tests.integration.scheduler.fakes import FakeEngine
+from tests.integration.api.conftest import Api, api_settings, generate_body, running_api
 
 pytestmark = pytest.mark.asyncio
 
@@ -21,19 +19,9 @@ pytestmark = pytest.mark.asyncio
 @pytest_asyncio.fixture
 async def narrow(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """A server that serves one model name only."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        bootstrap_api_key=BOOTSTRAP_KEY,
-        model_engines={"house-model": "lipsync-api"},
-    )
-    engine = FakeEngine()
-    app = create_app(settings, engine=engine)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"x-api-key": BOOTSTRAP_KEY}
-        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as client:
-            yield client
-    engine.gate.set()
+    settings = api_settings(tmp_path, model_engines={"house-model": "lipsync-api"})
+    async with running_api(settings) as running:
+        yield running.client
 
 
 async def test_an_unserved_model_is_refused_with_its_code(api: Api) -> None:

@@ -20,13 +20,11 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lipsync_api.api.app import create_app
 from lipsync_api.api.generation_request import MAX_DEPTH
 from lipsync_api.config import Settings
 from lipsync_api.domain.batchfile import MAX_PROBLEMS
-from tests.integration.api.conftest import BOOTSTRAP_KEY
+from tests.integration.api.conftest import api_settings, running_api
 from tests.integration.api.test_batch_fuzz import check_answer, form, part, post_raw
-from tests.integration.scheduler.fakes import FakeEngine
 from tests.unit.api.factories import simple_payload
 
 DEFAULTS = Settings()
@@ -43,18 +41,9 @@ async def test_the_defaults_are_the_documented_ones() -> None:
 @pytest_asyncio.fixture
 async def client(tmp_path: Path, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """An app with the default batch limits (the shared ``api`` fixture shrinks the size limit)."""
-    app_settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        bootstrap_api_key=BOOTSTRAP_KEY,
-        estimate_timeout_seconds=5.0,
-    )
-    app = create_app(app_settings, engine=FakeEngine())
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"x-api-key": BOOTSTRAP_KEY}
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as opened:
-            yield opened
+    settings = api_settings(tmp_path, database_url, estimate_timeout_seconds=5.0)
+    async with running_api(settings) as running:
+        yield running.client
 
 
 def line(request_id: str, **payload: Any) -> bytes:
