@@ -43,6 +43,7 @@ from lipsync_api.config import Settings
 from lipsync_api.domain.batch_service import validate_batch_file
 
 TARGET_RATIO = 1.5
+SETTLE_SECONDS = 1.0  # after a cold run, for work the server finishes after answering (logs, clean-up)
 
 
 def dry_run(client: httpx.Client, base: str, data: bytes) -> tuple[float, dict[str, Any]]:
@@ -132,6 +133,7 @@ def main() -> None:
                 f"warnings: {answer['warnings'][-1] if answer['warnings'] else 'none'}",
                 flush=True,
             )
+            time.sleep(SETTLE_SECONDS)
             figures["cached"].append(cached_dry_run(client, server.base, data, host))
     report(figures, args.runs)
 

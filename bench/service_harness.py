@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -69,7 +70,8 @@ class Server:
 def running(
     command: list[str], data_dir: Path, env: Mapping[str, str] | None = None, ready_timeout: float = 120.0
 ) -> Iterator[Server]:
-    """Start ``command`` (a server reading LIPSYNC_* settings) on a free port; stop it by PID afterwards."""
+    """Start ``command`` (a server reading LIPSYNC_* settings) on a free port; stop it by PID afterwards,
+    then remove its data folder (its log stays beside it) unless BENCH_KEEP_DATA is set."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     environment = {key: value for key, value in os.environ.items() if not key.startswith("LIPSYNC_")} | {
@@ -89,6 +91,8 @@ def running(
             yield server
         finally:
             stop(process)
+            if not os.environ.get("BENCH_KEEP_DATA"):
+                shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def real_serve_command() -> list[str]:

@@ -63,7 +63,7 @@ def environment(data_dir: Path) -> Iterator[None]:
     """Only LIPSYNC_DATA_DIR is set among the LIPSYNC_* variables (none leaks in from the shell)."""
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
-            if name.upper().startswith("LIPSYNC_"):
+            if name.upper().startswith("LIPSYNC_") and not name.upper().startswith("LIPSYNC_TEST_"):
                 patch.delenv(name)
         patch.setenv("LIPSYNC_DATA_DIR", str(data_dir))
         yield

@@ -43,11 +43,14 @@ def assert_exit(result: Result, code: int) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _clean_environment() -> Iterator[None]:
+    """No LIPSYNC_* setting or key leaks in from the shell (the test-only LIPSYNC_TEST_* ones stay)."""
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
-            if name.upper().startswith("LIPSYNC_") or name == "SYNC_API_KEY":
+            upper = name.upper()
+            setting = upper.startswith("LIPSYNC_") and not upper.startswith("LIPSYNC_TEST_")
+            if setting or name == "SYNC_API_KEY":
                 patch.delenv(name)
         yield
 
