@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         10000, ge=0, description="Most probed URLs remembered for estimates."
     )
 
+    auth_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds an API key's organization is reused without a database lookup (0: never); "
+        "a key revoked by another process is refused within this time.",
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; default: SQLite (WAL) at <data_dir>/lipsync.db."
     )

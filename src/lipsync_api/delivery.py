@@ -133,17 +133,28 @@ class WebhookSender:
         await asyncio.gather(*(self._deliver(d, secrets.get(d.organization_id), now) for d in claimed))
         return len(claimed)
 
-    async def run_forever(self, stop: asyncio.Event, interval: float = 1.0) -> None:
-        """Deliver until ``stop`` is set: straight on after a full round, else after ``interval`` seconds."""
-        while not stop.is_set():
-            try:
-                busy = await self.deliver_due() >= self._policy.batch_size
-            except Exception:  # a database hiccup must not end delivery for the life of the server
-                log.exception("webhook delivery round failed")
-                busy = False
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), interval)
+    async def run_forever(
+        self, stop: asyncio.Event, interval: float = 1.0, wake: asyncio.Event | None = None
+    ) -> None:
+        """Deliver until ``stop`` is set: straight on after a full round, else when ``wake`` is set (a
+        delivery was stored in this process) or after ``interval`` seconds (deliveries stored elsewhere,
+        retries coming due)."""
+        wake = wake or asyncio.Event()
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: wake.set())
+        try:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    busy = await self.deliver_due() >= self._policy.batch_size
+                except Exception:  # a database hiccup must not end delivery for the life of the server
+                    log.exception("webhook delivery round failed")
+                    busy = False
+                if not busy and not wake.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), interval)
+        finally:
+            stopping.cancel()
 
     async def _secrets(self, organization_ids: set[str]) -> dict[str, str]:
         found = {}

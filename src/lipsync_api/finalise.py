@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -93,8 +94,12 @@ class BatchFinaliser:
 
     async def finalise_ready(self, now: datetime) -> list[str]:
         """Finalise every batch with no line left to run; returns the ids of the batches ended."""
+        return await self.finalise(await self._candidates(), now)
+
+    async def finalise(self, batch_ids: Iterable[str], now: datetime) -> list[str]:
+        """Finalise those of ``batch_ids`` with no line left to run; returns the ids of the batches ended."""
         ended: list[str] = []
-        for batch_id in await self._candidates():
+        for batch_id in batch_ids:
             record = await self._store.batches.get(batch_id)
             if record is not None and await self._finalise(record, now):
                 ended.append(batch_id)

@@ -32,6 +32,8 @@ CUSTOM: dict[str, tuple[Any, str]] = {
     "estimate_timeout_seconds": (5.0, "5"),
     "estimate_cache_ttl_seconds": (60.0, "60"),
     "estimate_cache_max_entries": (50, "50"),
+    "estimate_sample_size": (8, "8"),
+    "auth_cache_seconds": (0.0, "0"),
     "database_url": ("postgresql+asyncpg://db/lipsync", "postgresql+asyncpg://db/lipsync"),
     "host": ("0.0.0.0", "0.0.0.0"),
     "port": (9000, "9000"),

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from lipsync_api import __version__
+from lipsync_api.api.auth import KeyAuthenticator
 from lipsync_api.api.errors import install_error_handlers
 from lipsync_api.api.routers import analyze, batch, events, files, generate, health, metrics, models
 from lipsync_api.api.runtime import background_loops, open_state
@@ -38,11 +39,16 @@ def create_app(settings: Settings, *, engine: Engine | None = None, run_workers:
             app.state.lipsync = state
             register_secret(state.signer.secret)  # never in a log line, even by mistake
             app.state.estimator = estimator
-            if not run_workers:
-                yield
-                return
-            async with background_loops(state, engine, metrics=app_metrics, notifier=notifier):
-                yield
+            authenticator = KeyAuthenticator(state.store.organizations, settings.auth_cache_seconds)
+            app.state.authenticator = authenticator
+            try:
+                if not run_workers:
+                    yield
+                    return
+                async with background_loops(state, engine, metrics=app_metrics, notifier=notifier):
+                    yield
+            finally:
+                await authenticator.aclose()  # key-use records still being written
 
     app = FastAPI(
         title="lipsync-api",

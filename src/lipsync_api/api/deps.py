@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
+from lipsync_api.api.auth import KeyAuthenticator
 from lipsync_api.api.runtime import AppState
 from lipsync_api.errors import Unauthorized
 from lipsync_api.store.models import Organization
@@ -14,7 +15,7 @@ from lipsync_api.store.models import Organization
 API_KEY_HEADER = APIKeyHeader(name="x-api-key", auto_error=False, description="The organization's API key.")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     """The state the lifespan built."""
     state: AppState = request.app.state.lipsync
     return state
@@ -23,13 +24,20 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
+async def get_authenticator(request: Request) -> KeyAuthenticator:
+    """The app's key authenticator (built by the lifespan)."""
+    authenticator: KeyAuthenticator = request.app.state.authenticator
+    return authenticator
+
+
 async def current_organization(
-    state: State, key: Annotated[str | None, Security(API_KEY_HEADER)]
+    authenticator: Annotated[KeyAuthenticator, Depends(get_authenticator)],
+    key: Annotated[str | None, Security(API_KEY_HEADER)],
 ) -> Organization:
     """The organization owning the request's API key; 401 when it is missing, unknown or revoked."""
     if not key:
         raise Unauthorized("missing x-api-key header")
-    org = await state.store.organizations.find_by_key(key)
+    org = await authenticator.organization_for(key)
     if org is None:
         raise Unauthorized("invalid or revoked API key")
     return org

@@ -105,6 +105,7 @@ async def background_loops(
 ) -> AsyncIterator[None]:
     """Run the scheduler (engine on a local executor) and the webhook sender until the block ends."""
     settings = state.settings
+    notifier = notifier or BatchNotifier()  # the scheduler and the webhook sender wake each other through it
     engine = engine or RealEngine(settings.engine_config(), asset_path=local_asset_paths(state.storage))
     executor = LocalExecutor(engine, settings.worker_count)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -131,7 +132,10 @@ async def background_loops(
         log.info("removed the work folders of %d generations no longer running", swept)
     sender = WebhookSender(state.store, delivery_policy(settings), metrics=metrics)
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(scheduler.run_forever(stop)), asyncio.create_task(sender.run_forever(stop))]
+    tasks = [
+        asyncio.create_task(scheduler.run_forever(stop)),
+        asyncio.create_task(sender.run_forever(stop, wake=notifier.deliveries_wake)),
+    ]
     if settings.retention_hours > 0:
         uploads = partial(delete_assets_older_than, state.store, state.storage)
         retention = run_retention(state.storage, settings.retention_hours * 3600, stop, sweeps=[uploads])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated
 
 import typer
@@ -28,4 +29,8 @@ def serve_command(
     )
     server = uvicorn.Server(config)
     on_server_exit(app, lambda: server.should_exit)  # open event streams end when the server stops
+    # What the imports built lives as long as the process: out of the collector's sight, a full collection
+    # no longer walks it (each took 50-80 ms, stalling every request in flight).
+    gc.collect()
+    gc.freeze()
     server.run()

@@ -14,6 +14,16 @@ from sqlalchemy.pool import ConnectionPoolEntry
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WAL_SWITCH_TRIES = 100
 _WAL_SWITCH_PAUSE_S = 0.02
+# Connections kept open. A server has many requests and workers in flight at once; with SQLAlchemy's default
+# (5, overflow closed after each use) every checkout past the fifth opened a connection and closed it again
+# (on PostgreSQL a TCP and SSL handshake, on SQLite a thread and its PRAGMAs): more than a polled read costs.
+POOL_SIZE = 20
+POOL_OVERFLOW = 20
+
+
+def _in_memory(url: str) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
 def sqlite_url(path: Path) -> str:
@@ -28,6 +38,9 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine_for(url: str, **kwargs: Any) -> AsyncEngine:
     """An AsyncEngine for ``url``; for SQLite every connection gets WAL, foreign keys and a busy timeout."""
+    if "poolclass" not in kwargs and not _in_memory(url):
+        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)

@@ -3,23 +3,50 @@
 Each claim increments ``attempts``; (``lease_owner``, ``attempts``) is the fencing token. Every later
 write of that attempt matches on the token and on status PROCESSING, so an attempt whose lease expired
 and was re-queued (or re-claimed) can change nothing: its writes match no row and report False.
+
+The hot path (claim, finish) runs Core statements built once at import, with bound parameters: building
+and ORM-loading an ``UPDATE ... RETURNING`` per line cost more than running it. ``record_and_claim`` does
+a scheduler round's writes in one transaction: the results its workers handed back (each under its own
+fencing token, with its batch counter and its webhooks) and the claims for its free workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Row,
+    String,
+    Table,
+    Update,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from lipsync_api.errors import ErrorCode
-from lipsync_api.store.models import Batch, Generation, GenerationStatus, WebhookDelivery
-from lipsync_api.store.sql import rowcount, utc_literal
-from lipsync_api.store.types import utc_now
+from lipsync_api.store.models import (
+    RUNNING_BATCH_STATUSES,
+    Batch,
+    BatchStatus,
+    Generation,
+    GenerationStatus,
+    WebhookDelivery,
+)
+from lipsync_api.store.sql import rowcount
+from lipsync_api.store.types import UTCDateTime, utc_now
 
 _COUNTER_OF_STATUS: dict[str, str] = {
     GenerationStatus.COMPLETED: "success_count",
@@ -48,6 +75,43 @@ class RequeueResult:
     failed: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Ending:
+    """A claim's final state, recorded only while its fencing token (``owner``, ``attempt``) holds.
+
+    ``deliveries`` (the webhooks announcing it) are stored in the same transaction, and only if it is.
+    """
+
+    generation_id: str
+    owner: str
+    attempt: int
+    status: str
+    completed_at: datetime
+    engine: str | None = None
+    output_key: str | None = None
+    output_duration: float | None = None
+    error: str | None = None
+    error_code: str | None = None
+    deliveries: Sequence[WebhookDelivery] = ()
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What ``record_and_claim`` did, in one transaction.
+
+    ``recorded``: per ending, in order, whether its token held (False: nothing of it was written).
+    ``claims``: the generations claimed, in claim order. ``after_batch``: the round-robin position to pass
+    to the next round. ``started``: the batches of this round's claims, each now PROCESSING (moved here or
+    earlier). ``ended_batches``: batches whose every line is now final (ready to finalise).
+    """
+
+    recorded: list[bool]
+    claims: list[Claim]
+    after_batch: str | None
+    started: list[str]
+    ended_batches: list[str]
+
+
 class LeaseRepository:
     """Claims and finishes generations under leases; the database decides every race."""
 
@@ -64,48 +128,111 @@ class LeaseRepository:
     ) -> Claim | None:
         """Claim the next PENDING generation that is due: interactive ones first, then batch lines.
 
-        Batch lines come from the first batch (in id order) after ``after_batch``, wrapping around, so a
-        caller that passes the batch of its previous claim serves running batches round-robin; within a
-        batch, lines go in input order. One statement, ``UPDATE ... WHERE id = (SELECT ... LIMIT 1) AND
-        status = 'PENDING'``: on PostgreSQL the sub-select takes ``FOR UPDATE SKIP LOCKED``, so concurrent
-        claimers pass over each other's rows; SQLite runs one writer at a time, so the sub-select sees
-        every earlier claim.
+        Interactive generations go oldest first. Batch lines come from the first running batch (in id
+        order) after ``after_batch`` that has a due line, wrapping around (without ``after_batch``: the
+        oldest such batch), so a caller that passes the batch of its previous claim serves running batches
+        round-robin; within a batch, lines go in input order. Lines of a canceled or expired batch are never
+        claimed (the finaliser closes them).
+        One statement, ``UPDATE ... WHERE id = coalesce(<interactive>, <line>) AND status = 'PENDING'``,
+        each candidate an indexed ``LIMIT 1`` look-up: on PostgreSQL they take ``FOR UPDATE SKIP LOCKED``,
+        so concurrent claimers pass over each other's rows; SQLite runs one writer at a time, so the
+        look-ups see every earlier claim. The batch is not moved to PROCESSING here (the scheduler's
+        ``record_and_claim`` does that).
         """
-        now = now or utc_now()
-        interactive_first = case((Generation.batch_id.is_(None), 0), else_=1)
-        ordering: list[ColumnElement[Any] | InstrumentedAttribute[Any]] = [
-            interactive_first,
-            Generation.created_at,
-        ]
-        if after_batch is not None:
-            ordering = [interactive_first, case((Generation.batch_id > after_batch, 0), else_=1)]
-        candidate = (
-            select(Generation.id)
-            .where(Generation.status == GenerationStatus.PENDING, _due(now))
-            .order_by(
-                *ordering, Generation.batch_id, Generation.line_no, Generation.created_at, Generation.id
-            )
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
+        result = await self.record_and_claim((), owner, lease_seconds, 1, now=now, after_batch=after_batch)
+        return result.claims[0] if result.claims else None
+
+    async def finish(
+        self,
+        generation_id: str,
+        owner: str,
+        attempt: int,
+        status: str,
+        *,
+        now: datetime | None = None,
+        engine: str | None = None,
+        output_key: str | None = None,
+        output_duration: float | None = None,
+        error: str | None = None,
+        error_code: str | None = None,
+        deliveries: Sequence[WebhookDelivery] = (),
+    ) -> bool:
+        """Record the final state, and count it in its batch in the same transaction.
+
+        Commits only while the token holds (status PROCESSING, same owner and attempt); False otherwise,
+        and then nothing at all is written. ``deliveries`` (webhooks announcing this result) are stored in
+        the same transaction, so a result is never recorded without its webhook or the other way round.
+        """
+        ending = Ending(
+            generation_id,
+            owner,
+            attempt,
+            status,
+            now or utc_now(),
+            engine=engine,
+            output_key=output_key,
+            output_duration=output_duration,
+            error=error,
+            error_code=error_code,
+            deliveries=deliveries,
         )
-        statement = (
-            update(Generation)
-            .where(Generation.id == candidate, Generation.status == GenerationStatus.PENDING)
-            .values(
-                status=GenerationStatus.PROCESSING,
-                attempts=Generation.attempts + 1,
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                heartbeat_at=now,
-                started_at=func.coalesce(Generation.started_at, utc_literal(now)),
-            )
-            .returning(Generation)
-            .execution_options(synchronize_session=False)
-        )
+        result = await self.record_and_claim([ending], owner, 0.0, 0)
+        return result.recorded[0]
+
+    async def record_and_claim(
+        self,
+        endings: Sequence[Ending],
+        owner: str,
+        lease_seconds: float,
+        limit: int,
+        *,
+        now: datetime | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        after_batch: str | None = None,
+        started_batches: Collection[str] | None = None,
+    ) -> RoundResult:
+        """One transaction: record ``endings``, then claim up to ``limit`` generations as ``claim_next``
+        does one after the other (each claim's batch is the next one's ``after_batch``).
+
+        Each ending is fenced by its own token and counted in its batch's counters; the counters are
+        bumped once per batch, in batch id order (so concurrent rounds lock batch rows in one order).
+        With ``started_batches`` (the batches the caller knows are started), each claimed line's batch not
+        in it is moved to PROCESSING in the same transaction (a no-op if it already is, or is canceled).
+        Claims are stamped with ``now``, or else with ``clock``'s time read just before each claim (so a
+        claim never looks older than the generation it claims).
+        """
+        for ending in endings:
+            counter_for(ending.status)  # a status that is not final is a bug: refuse before writing
+        recorded: list[bool] = []
+        bumps: dict[str, Counter[str]] = {}
+        claims: list[Claim] = []
         async with self._sessions.begin() as session:
-            claimed = (await session.scalars(statement)).first()
-        return None if claimed is None else Claim(claimed, claimed.attempts)
+            for ending in endings:
+                row = (await session.execute(_FINISH, _finish_params(ending))).first()
+                recorded.append(row is not None)
+                if row is None:
+                    continue
+                session.add_all(ending.deliveries)
+                if row.batch_id is not None:
+                    bumps.setdefault(row.batch_id, Counter())[_COUNTER_OF_STATUS[ending.status]] += 1
+            for _ in range(limit):
+                at = now or clock()
+                until = at + timedelta(seconds=lease_seconds)
+                params = {"p_now": at, "p_owner": owner, "p_until": until, "p_after": after_batch}
+                statement = _CLAIM_FIRST if after_batch is None else _CLAIM_AFTER
+                claimed = (await session.execute(statement, params)).first()
+                if claimed is None:
+                    break
+                generation = _generation(claimed)
+                claims.append(Claim(generation, generation.attempts))
+                after_batch = generation.batch_id or after_batch
+            starting: set[str] = set()
+            if started_batches is not None:
+                batches = {claim.generation.batch_id for claim in claims}
+                starting = {b for b in batches if b is not None and b not in started_batches}
+            ended = await _update_batches(session, bumps, starting, now or clock())
+        started = list(dict.fromkeys(c.generation.batch_id for c in claims if c.generation.batch_id))
+        return RoundResult(recorded, claims, after_batch, started, ended)
 
     async def renew_lease(
         self, generation_id: str, owner: str, attempt: int, until: datetime, *, now: datetime | None = None
@@ -136,45 +263,6 @@ class LeaseRepository:
             **_released(),
         }
         return await self._fenced_update(generation_id, owner, attempt, values)
-
-    async def finish(
-        self,
-        generation_id: str,
-        owner: str,
-        attempt: int,
-        status: str,
-        *,
-        now: datetime | None = None,
-        engine: str | None = None,
-        output_key: str | None = None,
-        output_duration: float | None = None,
-        error: str | None = None,
-        error_code: str | None = None,
-        deliveries: Sequence[WebhookDelivery] = (),
-    ) -> bool:
-        """Record the final state, and count it in its batch in the same transaction.
-
-        Commits only while the token holds (status PROCESSING, same owner and attempt); False otherwise,
-        and then nothing at all is written. ``deliveries`` (webhooks announcing this result) are stored in
-        the same transaction, so a result is never recorded without its webhook or the other way round.
-        """
-        now = now or utc_now()
-        values: dict[str, Any] = {
-            "status": status,
-            "completed_at": now,
-            "output_key": output_key,
-            "output_duration": output_duration,
-            "error": error,
-            "error_code": error_code,
-            "lease_expires_at": None,
-        }
-        if engine is not None:
-            values["engine"] = engine
-        async with self._sessions.begin() as session:
-            finished = await _finish(session, _fence(generation_id, owner, attempt), status, values)
-            if finished is not None:
-                session.add_all(deliveries)
-        return finished is not None
 
     async def requeue_expired(
         self,
@@ -249,10 +337,6 @@ class LeaseRepository:
             return rowcount(await session.execute(statement)) == 1
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
-    return or_(Generation.not_before.is_(None), Generation.not_before <= now)
-
-
 def _fence(generation_id: str, owner: str, attempt: int) -> list[ColumnElement[bool]]:
     return [
         Generation.id == generation_id,
@@ -298,4 +382,153 @@ async def _finish(
             .execution_options(synchronize_session=False)
         )
         await session.execute(bump)
+    return ended
+
+
+# --- the hot path's statements, built once (Core, on the tables; parameters bound at execution) --------
+
+_GENERATIONS = cast(Table, Generation.__table__)
+_BATCHES = cast(Table, Batch.__table__)
+_G, _B = _GENERATIONS.c, _BATCHES.c
+_NOW = bindparam("p_now", type_=UTCDateTime())
+
+
+def _claim_statement(*, rotate: bool) -> Update:
+    """The claim (see ``claim_next``); ``rotate``: the batch after ``p_after`` first, else the oldest."""
+    due = [_G.status == GenerationStatus.PENDING, or_(_G.not_before.is_(None), _G.not_before <= _NOW)]
+    interactive = (
+        select(_G.id)
+        .where(_G.batch_id.is_(None), *due)
+        .order_by(_G.created_at, _G.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .correlate(None)
+        .scalar_subquery()
+    )
+    has_due_line = exists().where(_G.batch_id == _B.id, *due).correlate(_BATCHES)
+    running = (
+        select(_B.id)
+        .where(
+            _B.status.in_(list(RUNNING_BATCH_STATUSES)),
+            or_(_B.expires_at.is_(None), _B.expires_at > _NOW),
+            has_due_line,
+        )
+        .correlate(None)
+    )
+    if rotate:
+        after = running.where(_B.id > bindparam("p_after", type_=String())).order_by(_B.id).limit(1)
+        first = running.order_by(_B.id).limit(1)
+        batch: ColumnElement[Any] = func.coalesce(after.scalar_subquery(), first.scalar_subquery())
+    else:
+        batch = running.order_by(_B.created_at, _B.id).limit(1).scalar_subquery()
+    line = (
+        select(_G.id)
+        .where(_G.batch_id == batch, *due)
+        .order_by(_G.line_no, _G.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .correlate(None)
+        .scalar_subquery()
+    )
+    return (
+        update(_GENERATIONS)
+        .where(_G.id == func.coalesce(interactive, line), _G.status == GenerationStatus.PENDING)
+        .values(
+            status=GenerationStatus.PROCESSING,
+            attempts=_G.attempts + 1,
+            lease_owner=bindparam("p_owner", type_=String()),
+            lease_expires_at=bindparam("p_until", type_=UTCDateTime()),
+            heartbeat_at=_NOW,
+            started_at=func.coalesce(_G.started_at, _NOW, type_=UTCDateTime()),
+        )
+        .returning(*_G)
+    )
+
+
+_CLAIM_FIRST = _claim_statement(rotate=False)
+_CLAIM_AFTER = _claim_statement(rotate=True)
+
+_FINISH = (
+    update(_GENERATIONS)
+    .where(
+        _G.id == bindparam("p_id", type_=String()),
+        _G.status == GenerationStatus.PROCESSING,
+        _G.lease_owner == bindparam("p_owner", type_=String()),
+        _G.attempts == bindparam("p_attempt", type_=Integer()),
+    )
+    .values(
+        status=bindparam("p_status", type_=String()),
+        completed_at=bindparam("p_completed_at", type_=UTCDateTime()),
+        output_key=bindparam("p_output_key", type_=String()),
+        output_duration=bindparam("p_output_duration", type_=Float()),
+        error=bindparam("p_error", type_=String()),
+        error_code=bindparam("p_error_code", type_=String()),
+        lease_expires_at=None,
+        engine=func.coalesce(bindparam("p_engine", type_=String()), _G.engine),
+    )
+    .returning(_G.batch_id)
+)
+
+_BUMP = (
+    update(_BATCHES)
+    .where(_B.id == bindparam("p_batch", type_=String()))
+    .values(
+        success_count=_B.success_count + bindparam("p_success", type_=Integer()),
+        failed_count=_B.failed_count + bindparam("p_failed", type_=Integer()),
+        canceled_count=_B.canceled_count + bindparam("p_canceled", type_=Integer()),
+        version=_B.version + 1,
+    )
+    .returning(_B.success_count + _B.failed_count + _B.canceled_count, _B.total_generations)
+)
+
+_START = (
+    update(_BATCHES)
+    .where(
+        _B.id == bindparam("p_batch", type_=String()),
+        _B.status.in_([BatchStatus.PENDING, BatchStatus.JOBS_CREATED]),
+    )
+    .values(status=BatchStatus.PROCESSING, started_at=_NOW, version=_B.version + 1)
+)
+
+
+def _finish_params(ending: Ending) -> dict[str, Any]:
+    return {
+        "p_id": ending.generation_id,
+        "p_owner": ending.owner,
+        "p_attempt": ending.attempt,
+        "p_status": str(ending.status),
+        "p_completed_at": ending.completed_at,
+        "p_output_key": ending.output_key,
+        "p_output_duration": ending.output_duration,
+        "p_error": ending.error,
+        "p_error_code": ending.error_code,
+        "p_engine": ending.engine,
+    }
+
+
+def _generation(row: Row[Any]) -> Generation:
+    """A claimed row as a (detached, never flushed) Generation."""
+    return Generation(**row._mapping)
+
+
+async def _update_batches(
+    session: AsyncSession, bumps: dict[str, Counter[str]], starting: set[str], now: datetime
+) -> list[str]:
+    """Bump counters and start batches, in batch id order; the ids of batches whose lines are all final."""
+    ended: list[str] = []
+    for batch_id in sorted(bumps.keys() | starting):
+        if batch_id in starting:
+            await session.execute(_START, {"p_batch": batch_id, "p_now": now})
+        counts = bumps.get(batch_id)
+        if counts is None:
+            continue
+        params = {
+            "p_batch": batch_id,
+            "p_success": counts["success_count"],
+            "p_failed": counts["failed_count"],
+            "p_canceled": counts["canceled_count"],
+        }
+        row = (await session.execute(_BUMP, params)).first()
+        if row is not None and row[0] >= row[1]:
+            ended.append(batch_id)
     return ended

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,11 +44,24 @@ class NewApiKey:
     key: str
 
 
+@dataclass(frozen=True)
+class KeyOwner:
+    """An unrevoked key's organization and the key's id."""
+
+    organization: Organization
+    key_id: str
+
+
 class OrganizationRepository:
     """Creates organizations, issues, lists and revokes their keys, and finds an organization by key."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._revoke_listeners: list[Callable[[str], None]] = []
+
+    def on_revoke(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(key_id)`` whenever this repository revokes a key (in-process caches forget it)."""
+        self._revoke_listeners.append(listener)
 
     async def create(
         self,
@@ -126,6 +140,8 @@ class OrganizationRepository:
         )
         async with self._sessions.begin() as session:
             result = await session.execute(statement)
+        for listener in self._revoke_listeners:
+            listener(key_id)
         return rowcount(result) == 1
 
     async def find_by_key(self, key: str, *, now: datetime | None = None) -> Organization | None:
@@ -134,7 +150,14 @@ class OrganizationRepository:
 
     async def find_by_key_hash(self, key_hash: str, *, now: datetime | None = None) -> Organization | None:
         """As ``find_by_key``, for a key already hashed."""
-        now = now or utc_now()
+        owner = await self.find_key(key_hash)
+        if owner is None:
+            return None
+        await self.touch_api_key(owner.key_id, now=now)
+        return owner.organization
+
+    async def find_key(self, key_hash: str) -> KeyOwner | None:
+        """The unrevoked key's organization and id (a read only: the key's use is not recorded)."""
         query = (
             select(Organization, ApiKey.id)
             .join(ApiKey, ApiKey.organization_id == Organization.id)
@@ -142,17 +165,18 @@ class OrganizationRepository:
         )
         async with self._sessions() as session:
             row = (await session.execute(query)).first()
-            if row is None:
-                return None
-            org, key_id = row
-            touch = (
-                update(ApiKey)
-                .where(
-                    ApiKey.id == key_id,
-                    or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_PRECISION),
-                )
-                .values(last_used_at=now)
+        return None if row is None else KeyOwner(row[0], row[1])
+
+    async def touch_api_key(self, key_id: str, *, now: datetime | None = None) -> None:
+        """Record the key's use at ``now`` unless it was recorded less than a minute before."""
+        now = now or utc_now()
+        touch = (
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_PRECISION),
             )
+            .values(last_used_at=now)
+        )
+        async with self._sessions.begin() as session:
             await session.execute(touch)
-            await session.commit()
-            return org

@@ -53,7 +53,7 @@ async def test_unexpected_error_is_a_generic_500(api: Api, monkeypatch: pytest.M
     async def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(api.state.store.organizations, "find_by_key", explode)
+    monkeypatch.setattr(api.state.store.organizations, "find_key", explode)
     transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.get("/v2/models", headers={"x-api-key": "anything"})

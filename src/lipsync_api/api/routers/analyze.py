@@ -29,7 +29,7 @@ BODY_DOC: dict[str, Any] = {
 }
 
 
-def get_estimator(request: Request) -> Estimator:
+async def get_estimator(request: Request) -> Estimator:
     """The estimator the lifespan built (its probe cache is shared by every request)."""
     estimator: Estimator = request.app.state.estimator
     return estimator

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from lipsync_api.api.deps import CurrentOrg, State, split_values
 from lipsync_api.api.responses import ERROR_RESPONSES, BatchOut, DryRunOut, documented
 from lipsync_api.api.routers.analyze import get_estimator
+from lipsync_api.api.routers.events import notifier_of
 from lipsync_api.api.runtime import AppState
 from lipsync_api.api.upload import FILE_FIELD, read_multipart
 from lipsync_api.api.views import batch_view
@@ -82,21 +83,23 @@ async def create(state: State, org: CurrentOrg, request: Request) -> JSONRespons
     if data is None:
         raise InvalidRequestError(f"{FILE_FIELD}: the batch file is required")
     if _flag(form.text("dry_run")):
-        estimator = get_estimator(request)
+        estimator = await get_estimator(request)
         answer = await dry_run_batch(
             state.store, org, data, state.limits, estimator, webhook_url=form.text("webhook_url")
         )
         return JSONResponse(answer, status_code=200)
     record = await create_batch(state.store, org, data, form.text("webhook_url"), state.limits, utc_now())
+    notifier_of(request.app).work_created()  # its lines are claimed now, not at the scheduler's next poll
     return JSONResponse(_view(state, record), status_code=201)
 
 
 @router.get(
     "/v2/batch/{batch_id}", summary="Get a batch", response_model=None, responses=documented(200, BatchOut)
 )
-async def get(state: State, org: CurrentOrg, batch_id: str) -> dict[str, Any]:
+async def get(state: State, org: CurrentOrg, batch_id: str) -> JSONResponse:
     """The caller's batch with its metrics (404 for anyone else's)."""
-    return _view(state, await get_batch(state.store, org, batch_id))
+    # A JSONResponse as is: the view is plain JSON already, so FastAPI's encoder pass would only cost.
+    return JSONResponse(_view(state, await get_batch(state.store, org, batch_id)))
 
 
 @router.get(
@@ -137,7 +140,11 @@ async def list_batches(
     response_model=None,
     responses=documented(200, BatchOut),
 )
-async def cancel(state: State, org: CurrentOrg, batch_id: str) -> dict[str, Any]:
+async def cancel(state: State, org: CurrentOrg, batch_id: str, request: Request) -> dict[str, Any]:
     """Cancel the caller's running batch; pending lines end CANCELED."""
     now = utc_now()
-    return _view(state, await cancel_batch(state.store, org, batch_id, now, announcer(state.signer, now)))
+    record = await cancel_batch(state.store, org, batch_id, now, announcer(state.signer, now))
+    notifier = notifier_of(request.app)
+    notifier.batch_changed()  # finalised at once if nothing of it is running
+    notifier.deliveries_stored()  # the closed lines' webhooks
+    return _view(state, record)

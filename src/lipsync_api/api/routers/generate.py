@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from lipsync_api.api.deps import CurrentOrg, State, split_values
 from lipsync_api.api.generate_form import FILE_FIELDS, JSON_FIELDS, TEXT_FIELDS, generate_form, media_parts
 from lipsync_api.api.responses import ERROR_RESPONSES, GenerationOut, documented
+from lipsync_api.api.routers.events import notifier_of
 from lipsync_api.api.runtime import AppState
 from lipsync_api.api.upload import is_multipart, spooled_form
 from lipsync_api.api.views import generation_view
@@ -71,6 +72,7 @@ async def create(
     else:
         body = await _json_body(request)
         generation = await create_generation(state.store, org, body, idempotency_key, state.limits)
+    notifier_of(request.app).work_created()  # claimed now, not at the scheduler's next poll
     return generation_view(generation, state.signer(generation.output_key))
 
 
