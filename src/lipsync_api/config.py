@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     estimate_cache_max_entries: int = Field(
         10000, ge=0, description="Most probed URLs remembered for estimates."
     )
+    estimate_sample_size: int = Field(
+        32,
+        ge=0,
+        description="Most distinct media URLs a batch dry run probes; lines it did not probe get the mean "
+        "estimate of the probed lines with the same video (0: probe every URL).",
+    )
 
     auth_cache_seconds: float = Field(
         10.0,

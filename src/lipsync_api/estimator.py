@@ -2,7 +2,9 @@
 
 Probes run on a small thread pool of their own, a few at once, within one time budget per call
 (``estimate_timeout_seconds``). Results are cached in-process by URL (bounded, least recently used
-first, with a TTL), so a campaign's template video is probed once for all its lines.
+first, with a TTL), so a campaign's template video is probed once for all its lines. A batch dry run
+stays a quick check: it probes at most ``estimate_sample_size`` distinct URLs and extrapolates the lines
+whose media it did not read.
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ from lipsync_api.api.schemas import AudioInput, CreateGeneration, VideoInput
 from lipsync_api.config import Settings
 from lipsync_api.domain.assets import asset_problems
 from lipsync_api.domain.batchfile import BatchLine
-from lipsync_api.domain.estimate import Estimate, LineOutcome, estimate, output_frames, price_per_second
+from lipsync_api.domain.estimate import (
+    Estimate,
+    LineEstimates,
+    LineOutcome,
+    Sampling,
+    Unprobed,
+    estimate,
+    extrapolate,
+    output_frames,
+    price_per_second,
+)
 from lipsync_api.domain.generation_service import ServiceLimits, ValidPayload, validate_payload
 from lipsync_api.engine.fetch import redact_url
 from lipsync_api.engine.media import MediaInfo, check_audio_limits, check_video_limits, probe
@@ -124,8 +136,29 @@ def media_inputs(model: CreateGeneration) -> list[MediaInput]:
     return found
 
 
+def sample_urls(inputs: Iterable[Sequence[MediaInput]], size: int) -> list[str]:
+    """The distinct URLs of ``inputs`` a batch estimate probes: all of them when there are at most ``size``
+    (or ``size`` is 0); else every distinct video URL first (a campaign has few templates), then an even
+    spread of the others, ``size`` in all. The same lines always give the same sample."""
+    videos: dict[str, None] = {}
+    others: dict[str, None] = {}
+    for items in inputs:
+        for item in items:
+            (videos if item.kind == "video" else others).setdefault(item.url, None)
+    rest = [url for url in others if url not in videos]
+    if size <= 0 or len(videos) + len(rest) <= size:
+        return [*videos, *rest]
+    chosen = list(videos)[:size]
+    room = size - len(chosen)
+    return chosen + [rest[(2 * i + 1) * len(rest) // (2 * room)] for i in range(room)]
+
+
 class Estimator:
-    """Estimates requests, probing their media through ``prober`` (the engine's, by default)."""
+    """Estimates requests, probing their media through ``prober`` (the engine's, by default).
+
+    ``sample_size`` bounds the distinct URLs a batch estimate probes (0: no bound); a single request's
+    estimate always probes all of its inputs.
+    """
 
     def __init__(
         self,
@@ -135,8 +168,10 @@ class Estimator:
         cache: ProbeCache,
         prober: Prober | None = None,
         asset_path: AssetPath | None = None,
+        sample_size: int = 0,
     ) -> None:
         self.config, self.prices, self.timeout, self.cache = config, dict(prices), timeout_seconds, cache
+        self.sample_size = sample_size
         self._asset_path = asset_path
         self._own_prober = UrlProber(config.fetch, config.max_fps) if prober is None else None
         self._prober: Prober = prober or self._engine_probe
@@ -147,7 +182,8 @@ class Estimator:
         """The estimator the service uses; ``asset_path`` finds uploaded assets' files."""
         cache = ProbeCache(settings.estimate_cache_ttl_seconds, settings.estimate_cache_max_entries)
         config, prices = settings.engine_config(), settings.model_prices
-        return cls(config, prices, settings.estimate_timeout_seconds, cache, asset_path=asset_path)
+        timeout, sample = settings.estimate_timeout_seconds, settings.estimate_sample_size
+        return cls(config, prices, timeout, cache, asset_path=asset_path, sample_size=sample)
 
     def close(self) -> None:
         """Stop the probe threads (a probe in progress ends at its time limit)."""
@@ -165,21 +201,51 @@ class Estimator:
         except Unestimable as failure:
             raise failure.as_request_error() from None
 
-    async def estimate_lines(self, lines: Sequence[BatchLine[ValidPayload]]) -> list[LineOutcome]:
-        """Each line's estimate, or why it has none; distinct URLs are probed once for all lines."""
-        urls: list[str] = []
+    async def estimate_lines(self, lines: Sequence[BatchLine[ValidPayload]]) -> LineEstimates:
+        """Each line's estimate, or why it has none; distinct URLs are probed once for all lines.
+
+        With a ``sample_size``, at most that many distinct URLs are probed (``sample_urls``); lines whose
+        media are all known (probed now, or cached) are estimated exactly, the others extrapolated.
+        """
+        inputs = {
+            line.line: media_inputs(line.payload.model)
+            for line in lines
+            if line.payload.model.model in self.prices  # no price, no estimate: nothing to probe
+        }
+        distinct = list(dict.fromkeys(item.url for found in inputs.values() for item in found))
+        chosen = sample_urls(inputs.values(), self.sample_size)
+        known: dict[str, Probed] = await self.probe_all(chosen)
+        for url in distinct:
+            if url not in known and (cached := self.cache.get(url)) is not None:
+                known[url] = cached
+        outcomes: dict[int, LineOutcome] = {}
+        estimated: list[tuple[str, Estimate]] = []
+        unprobed: list[Unprobed] = []
         for line in lines:
-            if line.payload.model.model in self.prices:  # no price, no estimate: nothing to probe
-                with contextlib.suppress(Unestimable):
-                    urls.extend(item.url for item in media_inputs(line.payload.model))
-        probed = await self.probe_all(urls)
-        outcomes = []
-        for line in lines:
+            model = line.payload.model
+            items = inputs.get(line.line, [])
+            if any(item.url not in known for item in items):
+                failed = [(item, known[item.url]) for item in items if item.url in known]
+                problems = [
+                    item.problem(error) for item, error in failed if isinstance(error, GenerationError)
+                ]
+                if problems:  # what was probed already says it cannot run
+                    outcomes[line.line] = LineOutcome(line.line, None, "; ".join(problems))
+                else:
+                    video = next((item.url for item in items if item.kind == "video"), "")
+                    unprobed.append(Unprobed(line.line, video, self.prices[model.model]))
+                continue
             try:
-                outcomes.append(LineOutcome(line.line, self._evaluate(line.payload.model, probed)))
+                found = self._evaluate(model, known)
             except (Unestimable, InvalidRequestError) as failure:
-                outcomes.append(LineOutcome(line.line, None, str(failure)))
-        return outcomes
+                outcomes[line.line] = LineOutcome(line.line, None, str(failure))
+                continue
+            outcomes[line.line] = LineOutcome(line.line, found)
+            estimated.append((next(item.url for item in items if item.kind == "video"), found))
+        for outcome in extrapolate(estimated, unprobed):
+            outcomes[outcome.line] = outcome
+        sampling = Sampling(sum(url in known for url in distinct), len(distinct)) if unprobed else None
+        return LineEstimates([outcomes[line.line] for line in lines], sampling)
 
     async def probe_all(self, urls: Iterable[str]) -> dict[str, Probed]:
         """What each distinct URL holds (or why it could not be read), within the time budget."""

@@ -36,12 +36,12 @@ class BatchNotifier:
 
     def work_created(self) -> None:
         """New generations may be PENDING: the scheduler claims at once instead of at its next poll."""
-        pass
+        self.scheduler_wake.set()
 
     def batch_changed(self) -> None:
         """A batch changed outside the scheduler (a cancel): its next round sweeps and finalises."""
         self.sweep_wanted = True
-        pass
+        self.scheduler_wake.set()
 
     def deliveries_stored(self) -> None:
         """Webhook deliveries were stored: the sender sends them at once instead of at its next poll."""

@@ -11,11 +11,12 @@ import pytest
 
 from lipsync_api.api.schemas import CreateGeneration
 from lipsync_api.domain.batchfile import BatchLine
+from lipsync_api.domain.estimate import Sampling
 from lipsync_api.domain.generation_service import ValidPayload
 from lipsync_api.engine.media import AudioStreamInfo, MediaInfo, VideoStreamInfo
 from lipsync_api.engine.request import EngineConfig
 from lipsync_api.errors import ErrorCode, GenerationError, InvalidRequestError
-from lipsync_api.estimator import Estimator, ProbeCache
+from lipsync_api.estimator import Estimator, MediaInput, ProbeCache, media_inputs, sample_urls
 
 VIDEO = "https://media.example.com/v.mp4"
 PRICES = {"lipsync-2": 0.05}
@@ -219,7 +220,7 @@ async def test_lines_are_estimated_each_url_probed_once(estimator: Estimator, pr
         line(4, request("https://media.example.com/long.wav", model="sync-3")),
         line(5, request("https://media.example.com/long.wav")),
     ]
-    outcomes = await estimator.estimate_lines(lines)
+    outcomes = (await estimator.estimate_lines(lines)).outcomes
     assert [o.estimate.frame_count if o.estimate else None for o in outcomes] == [100, 50, None, None, 100]
     assert (
         outcomes[2].problem
@@ -245,3 +246,109 @@ def test_a_zero_ttl_caches_nothing() -> None:
     cache = ProbeCache(0, 100)
     cache.put("a", audio_info(1))
     assert cache.get("a") is None
+
+
+def voice(index: int) -> str:
+    return f"https://media.example.com/voice_{index}.wav"
+
+
+def campaign(prober: FakeProber, seconds: list[float], video: str = VIDEO) -> list[BatchLine[ValidPayload]]:
+    """One line per voice track (``seconds`` long each) on ``video``; the tracks are added to the prober."""
+    lines = []
+    for index, length in enumerate(seconds):
+        prober.table[voice(index)] = audio_info(length)
+        model = CreateGeneration.model_validate(
+            {
+                "model": "lipsync-2",
+                "input": [{"type": "video", "url": video}, {"type": "audio", "url": voice(index)}],
+            }
+        )
+        lines.append(line(index + 1, model))
+    return lines
+
+
+def inputs_of(lines: list[BatchLine[ValidPayload]]) -> list[list[MediaInput]]:
+    return [media_inputs(item.payload.model) for item in lines]
+
+
+def test_the_sample_takes_every_video_then_an_even_spread_of_the_rest(prober: FakeProber) -> None:
+    lines = campaign(prober, [1.0] * 10)
+    assert sample_urls(inputs_of(lines), 4) == [VIDEO, voice(1), voice(5), voice(8)]
+    assert sample_urls(inputs_of(lines), 4) == sample_urls(inputs_of(lines), 4)  # deterministic
+    assert sample_urls(inputs_of(lines), 11) == [VIDEO, *(voice(i) for i in range(10))]  # all: exact
+    assert sample_urls(inputs_of(lines), 0) == [VIDEO, *(voice(i) for i in range(10))]  # 0: no bound
+
+
+@pytest.mark.asyncio
+async def test_a_sampled_batch_probes_the_sample_and_extrapolates_the_rest(prober: FakeProber) -> None:
+    sampled = Estimator(EngineConfig(), PRICES, 5.0, ProbeCache(3600, 100), prober, sample_size=3)
+    try:
+        lines = campaign(prober, [2.0, 1.0, 2.0, 1.0, 3.0, 2.0])  # probed: the video, voices 1 and 4
+        found = await sampled.estimate_lines(lines)
+        assert set(prober.calls) == {VIDEO, voice(1), voice(4)}
+        frames = [o.estimate.frame_count if o.estimate else None for o in found.outcomes]
+        assert frames == [50, 25, 50, 50, 75, 50]  # exact: 1 s and 3 s; the others their mean, 2 s
+        assert [o.extrapolated for o in found.outcomes] == [True, False, True, True, False, True]
+        assert found.sampling == Sampling(3, 7)
+        again = await sampled.estimate_lines(lines)  # the sample is cached: nothing more is probed
+        assert again == found and set(prober.calls.values()) == {1}
+    finally:
+        sampled.close()
+
+
+@pytest.mark.asyncio
+async def test_a_batch_within_the_sample_size_is_exact(prober: FakeProber) -> None:
+    sampled = Estimator(EngineConfig(), PRICES, 5.0, ProbeCache(3600, 100), prober, sample_size=3)
+    try:
+        found = await sampled.estimate_lines(campaign(prober, [2.0, 1.0]))
+        assert [o.estimate.frame_count if o.estimate else None for o in found.outcomes] == [50, 25]
+        assert found.sampling is None and not any(o.extrapolated for o in found.outcomes)
+        # A single request is always estimated from its own media, whatever the sample size.
+        single = Estimator(EngineConfig(), PRICES, 5.0, ProbeCache(3600, 100), prober, sample_size=1)
+        try:
+            assert (await single.estimate(request(voice(1)))).frame_count == 25
+        finally:
+            single.close()
+    finally:
+        sampled.close()
+
+
+@pytest.mark.asyncio
+async def test_known_media_make_lines_exact_and_probed_failures_still_warn(prober: FakeProber) -> None:
+    sampled = Estimator(EngineConfig(), PRICES, 5.0, ProbeCache(3600, 100), prober, sample_size=3)
+    try:
+        lines = campaign(prober, [2.0, 1.0, 2.0, 1.0, 3.0, 2.0])
+        prober.table[voice(4)] = GenerationError(
+            ErrorCode.MEDIA_FETCH_FAILED, "could not fetch voice 4: HTTP 404"
+        )
+        sampled.cache.put(voice(5), audio_info(4.0))  # read by an earlier estimate
+        found = await sampled.estimate_lines(lines)
+        frames = [o.estimate.frame_count if o.estimate else None for o in found.outcomes]
+        # Lines 2 (1 s: 25 frames) and 6 (cached, 4 s: 100) are exact; 1, 3 and 4 get their mean, 62.5.
+        assert frames == [62, 25, 62, 62, None, 100]
+        assert found.outcomes[4].problem == "input[1] (audio): could not fetch voice 4: HTTP 404"
+        assert found.outcomes[5].extrapolated is False  # its media were cached
+        assert found.sampling == Sampling(4, 7)
+    finally:
+        sampled.close()
+
+
+@pytest.mark.asyncio
+async def test_unprobed_lines_take_the_mean_of_their_own_template(prober: FakeProber) -> None:
+    other = "https://media.example.com/other.mp4"
+    prober.table[other] = video_info(1.0)
+    sampled = Estimator(EngineConfig(), PRICES, 5.0, ProbeCache(3600, 100), prober, sample_size=4)
+    try:
+        lines = campaign(prober, [3.0, 3.0, 3.0, 3.0]) + [
+            line(5 + i, request_on(other, voice(i))) for i in range(4)
+        ]
+        found = await sampled.estimate_lines(lines)
+        frames = [o.estimate.frame_count if o.estimate else None for o in found.outcomes]
+        assert frames == [75] * 4 + [25] * 4  # each template's own length (cut_off)
+    finally:
+        sampled.close()
+
+
+def request_on(video: str, audio: str) -> CreateGeneration:
+    body = {"model": "lipsync-2", "input": [{"type": "video", "url": video}, {"type": "audio", "url": audio}]}
+    return CreateGeneration.model_validate(body)

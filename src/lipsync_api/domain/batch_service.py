@@ -92,7 +92,8 @@ async def dry_run_batch(
             "estimatedGenerationCost": None,
             "warnings": [ESTIMATE_WARNING],
         }
-    return answer | batch_estimate_fields(await estimator.estimate_lines(parsed.lines))
+    found = await estimator.estimate_lines(parsed.lines)
+    return answer | batch_estimate_fields(found.outcomes, found.sampling)
 
 
 async def create_batch(

@@ -228,3 +228,35 @@ async def test_a_dry_run_checks_the_webhook_url_and_assets_as_creation_does(
     assert refused.status_code == 400
     [error] = refused.json()["errors"]
     assert (error["line"], error["field"]) == (1, "payload.input[0].assetId")
+
+
+async def test_a_large_dry_run_probes_a_sample_and_extrapolates(
+    tmp_path: Path, database_url: str, host: MediaHost
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    voices = [f"voice_{tag}_{index}.wav" for index in range(8)]
+    for index, name in enumerate(voices):  # 3 s tracks (cut off at the 2 s video), and 1 s ones
+        (host.folder / name).hardlink_to(host.folder / ("short.wav" if index % 4 == 2 else "long.wav"))
+    settings = api_settings(
+        tmp_path,
+        database_url,
+        fetch_allow_private_addresses=True,
+        model_prices=PRICES,
+        estimate_sample_size=3,
+    )
+    lines = "\n".join(batch_line(f"r{index}", body(host, name)) for index, name in enumerate(voices))
+    files = {"input": ("batch.jsonl", lines.encode(), "application/jsonl")}
+    async with running_api(settings, run_workers=False) as running:
+        host.clear()
+        answer = (await running.client.post("/v2/batch", files=files, data={"dry_run": "true"})).json()
+        probed = {served.path.rsplit("/", 1)[-1] for served in host.served()}
+        assert probed == {"face.mp4", voices[2], voices[6]}  # the video, then an even spread of the voices
+        # Lines 3 and 7 are exact (1 s: 25 frames); the other six get their mean.
+        assert answer["estimatedFrameCount"] == 8 * 25
+        assert answer["warnings"] == [
+            "estimates extrapolated from 3 probed of 9 media URLs: 6 of 8 lines are the mean of the probed "
+            "lines with their video"
+        ]
+        host.clear()
+        again = (await running.client.post("/v2/batch", files=files, data={"dry_run": "true"})).json()
+        assert again == answer and host.served() == []  # the sample is cached: nothing is read again

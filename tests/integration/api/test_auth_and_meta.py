@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
-from tests.integration.api.conftest import Api
+from lipsync_api.store import Store
+from tests.integration.api.conftest import Api, api_settings, running_api
 
 pytestmark = pytest.mark.asyncio
 
@@ -59,3 +62,31 @@ async def test_unexpected_error_is_a_generic_500(api: Api, monkeypatch: pytest.M
         response = await client.get("/v2/models", headers={"x-api-key": "anything"})
     assert response.status_code == 500
     assert response.json() == {"statusCode": 500, "message": "internal server error"}
+
+
+async def test_the_use_of_a_key_is_recorded(api: Api) -> None:
+    org = await api.state.store.organizations.create("used", "growth")
+    issued = await api.state.store.organizations.create_api_key(org.id, "k")
+    assert (await api.client.get("/v2/models", headers={"x-api-key": issued.key})).status_code == 200
+    await api.app.state.authenticator.aclose()  # the record is written by a task of its own
+    stored = await api.state.store.organizations.get_api_key(issued.record.id)
+    assert stored is not None and stored.last_used_at is not None
+
+
+@pytest.mark.parametrize(("cache_seconds", "status"), [(0, 401), (3600, 200)])
+async def test_a_key_revoked_by_another_process_is_refused_within_the_cache_time(
+    tmp_path: Path, database_url: str, cache_seconds: float, status: int
+) -> None:
+    settings = api_settings(tmp_path, database_url, auth_cache_seconds=cache_seconds)
+    async with running_api(settings, run_workers=False) as running:
+        org = await running.state.store.organizations.create("elsewhere", "growth")
+        issued = await running.state.store.organizations.create_api_key(org.id, "k")
+        headers = {"x-api-key": issued.key}
+        assert (await running.client.get("/v2/models", headers=headers)).status_code == 200
+        other = Store.open(settings.resolved_database_url)  # as `lipsync-api keys revoke` does
+        try:
+            assert await other.organizations.revoke_api_key(org.id, issued.record.id)
+        finally:
+            await other.close()
+        # Refused at once without a cache; with one, once the key's entry expires (the unit tests' clock).
+        assert (await running.client.get("/v2/models", headers=headers)).status_code == status

@@ -22,6 +22,7 @@ LIMITS = FetchLimits(
 )
 MAX_FPS = 60
 LONG_WAV = "long.wav"  # 20 s: far more than the probe needs to read
+LONG_MP4 = "long.mp4"  # ~0.5 MB with its moov at the end: a probe must ask for more than the first blocks
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaHost]:
     for name in ("wav16", "mp3", "m4a_aac", "ogg_opus", "flac"):
         mf.write_audio_format(folder / f"speech_{name}", name, mf.tone(3.0, 48000), 48000)
     mf.write_audio(folder / LONG_WAV, mf.tone(20.0, 48000), 48000)
+    mf.write_video(folder / LONG_MP4, frames=500, width=640, height=360, audio_seconds=20.0)
     (folder / "notes.txt").write_text("not media at all\n" * 100)
     (folder / "empty.wav").write_bytes(b"")
     with media_host(folder) as running:
@@ -62,6 +64,7 @@ MEDIA = [
     "speech_ogg_opus.ogg",
     "speech_flac.flac",
     LONG_WAV,
+    LONG_MP4,
 ]
 
 
@@ -93,11 +96,17 @@ def test_without_range_support_one_whole_download(host: MediaHost) -> None:
     assert [(s.status, s.sent) for s in served] == [(200, (host.folder / LONG_WAV).stat().st_size)]
 
 
+def test_a_wav_is_probed_from_its_first_request(host: MediaHost) -> None:
+    host.clear()
+    probe_url(host.url("r", LONG_WAV), LIMITS, MAX_FPS)
+    assert len(host.served(LONG_WAV)) == 1  # its header states the duration: no stream analysis
+
+
 def test_a_host_that_stops_honouring_ranges_gets_the_engine_download(host: MediaHost) -> None:
     host.clear()
-    info = probe_url(host.url("moody", LONG_WAV), LIMITS, MAX_FPS)
-    assert timing(info) == timing(probe(host.folder / LONG_WAV, MAX_FPS))
-    assert [s.status for s in host.served(LONG_WAV)][-1] == 200
+    info = probe_url(host.url("moody", LONG_MP4), LIMITS, MAX_FPS)
+    assert timing(info) == timing(probe(host.folder / LONG_MP4, MAX_FPS))
+    assert [s.status for s in host.served(LONG_MP4)][-1] == 200
 
 
 def test_redirects_are_followed_and_ranges_go_to_the_target(host: MediaHost) -> None:
@@ -161,7 +170,7 @@ def test_only_http_urls(url: str) -> None:
 
 def test_a_passed_deadline_stops_further_range_requests(host: MediaHost) -> None:
     with pytest.raises(GenerationError, match="time limit") as raised:
-        probe_url(host.url("r", LONG_WAV), LIMITS, MAX_FPS, deadline=time.monotonic() - 1)
+        probe_url(host.url("r", LONG_MP4), LIMITS, MAX_FPS, deadline=time.monotonic() - 1)
     assert raised.value.code is ErrorCode.MEDIA_FETCH_FAILED
 
 

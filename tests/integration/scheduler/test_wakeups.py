@@ -27,7 +27,7 @@ from tests.integration.store.factories import request_body
 pytestmark = pytest.mark.asyncio
 
 LONG_POLL = 600.0  # the scheduler would not look again on its own during the test
-TIMEOUT = 3.0
+TIMEOUT = 15.0
 
 
 @asynccontextmanager

@@ -12,8 +12,11 @@ from lipsync_api.domain.estimate import (
     MAX_LINE_WARNINGS,
     Estimate,
     LineOutcome,
+    Sampling,
+    Unprobed,
     batch_estimate_fields,
     estimate,
+    extrapolate,
     output_frames,
     price_per_second,
 )
@@ -170,3 +173,39 @@ def test_batch_fields_are_null_when_no_line_is_estimated() -> None:
         "estimatedGenerationCost": None,
         "warnings": ["line 3: no price", "estimates cover 0 of 1 lines"],
     }
+
+
+def test_unprobed_lines_get_the_mean_of_the_lines_with_their_video() -> None:
+    estimated = [
+        ("v1", estimate(100, Fraction(25), 0.05)),
+        ("v1", estimate(50, Fraction(25), 0.05)),
+        ("v2", estimate(30, Fraction(30), 0.05)),
+    ]
+    unprobed = [Unprobed(4, "v1", 0.1), Unprobed(5, "v2", 0.05), Unprobed(6, "v3", 0.05)]
+    four, five, six = extrapolate(estimated, unprobed)
+    assert four == LineOutcome(4, Estimate(75, Fraction(25), 0.3), extrapolated=True)  # 3 s at its own price
+    assert five == LineOutcome(5, Estimate(30, Fraction(30), 0.05), extrapolated=True)
+    # No probed line has v3: the mean of every estimated line (frames 60, seconds (4 + 2 + 1) / 3).
+    assert six.extrapolated and six.estimate is not None and six.estimate.frame_count == 60
+    assert six.estimate.cost == round(7 / 3 * 0.05, 4)
+
+
+def test_nothing_is_extrapolated_from_nothing() -> None:
+    assert extrapolate([], [Unprobed(1, "v", 0.05)]) == [
+        LineOutcome(1, None, "none of the probed media could be read")
+    ]
+
+
+def test_batch_fields_say_when_estimates_are_extrapolated() -> None:
+    outcomes = [
+        LineOutcome(1, estimate(100, Fraction(25), 0.05)),
+        LineOutcome(2, estimate(100, Fraction(25), 0.05), extrapolated=True),
+        LineOutcome(3, estimate(100, Fraction(25), 0.05), extrapolated=True),
+    ]
+    fields = batch_estimate_fields(outcomes, Sampling(2, 4))
+    assert fields["estimatedFrameCount"] == 300
+    assert fields["warnings"] == [
+        "estimates extrapolated from 2 probed of 4 media URLs: 2 of 3 lines are the mean of the probed lines "
+        "with their video"
+    ]
+    assert batch_estimate_fields(outcomes[:1], Sampling(2, 2))["warnings"] == []
