@@ -2,9 +2,10 @@
 
 When the host honours HTTP Range requests, PyAV opens a seekable view of the remote file that fetches
 blocks on demand, so a probe reads the container headers (FFmpeg's stream analysis held to 64 kB: a WAV
-takes one 256 kB request), not the whole file; a temporary folder is made only when a file must be saved. A host that answers the first Range request with the whole body gets a
-capped download, probed exactly as the engine probes. Every request goes through the engine's guarded
-client: the same address guard, timeouts, redirect limit and size cap as the fetch a generation makes.
+takes one 256 kB request), not the whole file; a temporary folder is made only when a file must be saved.
+A host that answers the first Range request with the whole body gets a capped download, probed exactly as
+the engine probes. Every request goes through the engine's guarded client: the same address guard,
+timeouts, redirect limit and size cap as the fetch a generation makes.
 
 A header probe decodes no frame, so a stream that cannot be decoded is only found when the generation
 runs; its rotation and variable-rate flag come from the headers alone (estimates need neither).
