@@ -23,6 +23,7 @@ from lipsync_api.api.schemas import (
     TextInput,
     VideoInput,
 )
+from lipsync_api.text import is_unicode, shorten
 
 _TYPES = ", ".join(f"'{t}'" for t in INPUT_TYPES)
 _MESSAGES = {
@@ -98,7 +99,7 @@ def json_problems(data: object) -> list[FieldProblem]:
         value, loc = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(FieldProblem(_json_path(loc), "must be a finite number"))
-        elif isinstance(value, str) and not _is_unicode(value):
+        elif isinstance(value, str) and not is_unicode(value):
             problems.append(FieldProblem(_json_path(loc), "must be valid Unicode text (a lone surrogate)"))
         elif isinstance(value, dict | list) and len(loc) >= MAX_DEPTH:
             if not too_deep:
@@ -106,7 +107,7 @@ def json_problems(data: object) -> list[FieldProblem]:
             too_deep = True
         elif isinstance(value, dict):
             for key, child in reversed(value.items()):
-                if isinstance(key, str) and not _is_unicode(key):
+                if isinstance(key, str) and not is_unicode(key):
                     problems.append(FieldProblem(_json_path(loc), "has a key that is not valid Unicode text"))
                 else:
                     stack.append((child, (*loc, key)))
@@ -115,17 +116,9 @@ def json_problems(data: object) -> list[FieldProblem]:
     return problems
 
 
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _json_path(loc: Sequence[int | str]) -> str:
     """A path like ``input[1].x-extra`` (keys shortened: they may be anything the client sent)."""
-    parts = [f"[{key}]" if isinstance(key, int) else f".{_shorten(str(key))}" for key in loc]
+    parts = [f"[{key}]" if isinstance(key, int) else f".{shorten(str(key), 40)}" for key in loc]
     return "".join(parts).removeprefix(".")
 
 
@@ -136,7 +129,7 @@ def _from_pydantic(detail: ErrorDetails) -> FieldProblem:
         field = f"{field}.type"
     if kind == "union_tag_invalid":
         tag = str(detail.get("ctx", {}).get("tag", ""))
-        return FieldProblem(field, f"must be one of {_TYPES}, got {_shorten(tag)!r}")
+        return FieldProblem(field, f"must be one of {_TYPES}, got {shorten(tag, 40)!r}")
     if field == "" and kind == "model_type":
         return FieldProblem(field, "the request body must be a JSON object")
     return FieldProblem(field, _message(detail))
@@ -163,10 +156,6 @@ def field_path(loc: Sequence[int | str]) -> str:
         elif not (depth == 2 and loc[0] == "input" and key in INPUT_TYPES):
             parts.append(f".{key}" if parts else key)
     return "".join(parts)
-
-
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --- rules between fields (run on a model that parsed) -----------------------------------------------

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from lipsync_api.text import is_unicode, shorten
+
 GENERATE_ENDPOINT = "/v2/generate"
 MAX_REQUEST_ID = 255
 # Past this many problems the file is not read further: a 5 MB file of broken lines would otherwise
@@ -131,7 +133,7 @@ class _Reader(Generic[T]):
         if endpoint != GENERATE_ENDPOINT:
             shown = "missing" if endpoint is None else f"got {_kind(endpoint)}"
             if isinstance(endpoint, str):
-                shown = f"{_shorten(endpoint)!r} is not supported"
+                shown = f"{shorten(endpoint, 60)!r} is not supported"
             self._problem(number, request_id, "endpoint", f"{shown}; it must be {GENERATE_ENDPOINT!r}")
         if "payload" not in entry:
             self._problem(number, request_id, "payload", "missing")
@@ -155,7 +157,7 @@ class _Reader(Generic[T]):
         if len(value) > MAX_REQUEST_ID:
             self._problem(number, None, "request_id", f"longer than {MAX_REQUEST_ID} characters")
             return None
-        if not _is_unicode(value):  # e.g. "\ud800": it could be neither stored nor sent back as JSON
+        if not is_unicode(value):  # e.g. "\ud800": it could be neither stored nor sent back as JSON
             self._problem(number, None, "request_id", "must be valid Unicode text (a lone surrogate)")
             return None
         if value in self.seen:
@@ -166,18 +168,6 @@ class _Reader(Generic[T]):
 
     def _problem(self, number: int, request_id: str | None, field: str | None, message: str) -> None:
         self.problems.append(LineProblem(number, request_id, field, message))
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _kind(value: object) -> str:
