@@ -16,20 +16,11 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
-    Float,
-    Integer,
     Row,
-    String,
-    Table,
-    Update,
-    bindparam,
-    exists,
-    func,
-    or_,
     select,
     update,
 )
@@ -37,16 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from lipsync_api.errors import ErrorCode
+from lipsync_api.store.lease_statements import CLAIM_AFTER, CLAIM_FIRST, FINISH, update_batches
 from lipsync_api.store.models import (
-    RUNNING_BATCH_STATUSES,
     Batch,
-    BatchStatus,
     Generation,
     GenerationStatus,
     WebhookDelivery,
 )
 from lipsync_api.store.sql import rowcount
-from lipsync_api.store.types import UTCDateTime, utc_now
+from lipsync_api.store.types import utc_now
 
 _COUNTER_OF_STATUS: dict[str, str] = {
     GenerationStatus.COMPLETED: "success_count",
@@ -208,7 +198,7 @@ class LeaseRepository:
         claims: list[Claim] = []
         async with self._sessions.begin() as session:
             for ending in endings:
-                row = (await session.execute(_FINISH, _finish_params(ending))).first()
+                row = (await session.execute(FINISH, _finish_params(ending))).first()
                 recorded.append(row is not None)
                 if row is None:
                     continue
@@ -219,7 +209,7 @@ class LeaseRepository:
                 at = now or clock()
                 until = at + timedelta(seconds=lease_seconds)
                 params = {"p_now": at, "p_owner": owner, "p_until": until, "p_after": after_batch}
-                statement = _CLAIM_FIRST if after_batch is None else _CLAIM_AFTER
+                statement = CLAIM_FIRST if after_batch is None else CLAIM_AFTER
                 claimed = (await session.execute(statement, params)).first()
                 if claimed is None:
                     break
@@ -230,7 +220,7 @@ class LeaseRepository:
             if started_batches is not None:
                 batches = {claim.generation.batch_id for claim in claims}
                 starting = {b for b in batches if b is not None and b not in started_batches}
-            ended = await _update_batches(session, bumps, starting, now or clock())
+            ended = await update_batches(session, bumps, starting, now or clock())
         started = list(dict.fromkeys(c.generation.batch_id for c in claims if c.generation.batch_id))
         return RoundResult(recorded, claims, after_batch, started, ended)
 
@@ -385,112 +375,6 @@ async def _finish(
     return ended
 
 
-# --- the hot path's statements, built once (Core, on the tables; parameters bound at execution) --------
-
-_GENERATIONS = cast(Table, Generation.__table__)
-_BATCHES = cast(Table, Batch.__table__)
-_G, _B = _GENERATIONS.c, _BATCHES.c
-_NOW = bindparam("p_now", type_=UTCDateTime())
-
-
-def _claim_statement(*, rotate: bool) -> Update:
-    """The claim (see ``claim_next``); ``rotate``: the batch after ``p_after`` first, else the oldest."""
-    due = [_G.status == GenerationStatus.PENDING, or_(_G.not_before.is_(None), _G.not_before <= _NOW)]
-    interactive = (
-        select(_G.id)
-        .where(_G.batch_id.is_(None), *due)
-        .order_by(_G.created_at, _G.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .correlate(None)
-        .scalar_subquery()
-    )
-    has_due_line = exists().where(_G.batch_id == _B.id, *due).correlate(_BATCHES)
-    running = (
-        select(_B.id)
-        .where(
-            _B.status.in_(list(RUNNING_BATCH_STATUSES)),
-            or_(_B.expires_at.is_(None), _B.expires_at > _NOW),
-            has_due_line,
-        )
-        .correlate(None)
-    )
-    if rotate:
-        after = running.where(_B.id > bindparam("p_after", type_=String())).order_by(_B.id).limit(1)
-        first = running.order_by(_B.id).limit(1)
-        batch: ColumnElement[Any] = func.coalesce(after.scalar_subquery(), first.scalar_subquery())
-    else:
-        batch = running.order_by(_B.created_at, _B.id).limit(1).scalar_subquery()
-    line = (
-        select(_G.id)
-        .where(_G.batch_id == batch, *due)
-        .order_by(_G.line_no, _G.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .correlate(None)
-        .scalar_subquery()
-    )
-    return (
-        update(_GENERATIONS)
-        .where(_G.id == func.coalesce(interactive, line), _G.status == GenerationStatus.PENDING)
-        .values(
-            status=GenerationStatus.PROCESSING,
-            attempts=_G.attempts + 1,
-            lease_owner=bindparam("p_owner", type_=String()),
-            lease_expires_at=bindparam("p_until", type_=UTCDateTime()),
-            heartbeat_at=_NOW,
-            started_at=func.coalesce(_G.started_at, _NOW, type_=UTCDateTime()),
-        )
-        .returning(*_G)
-    )
-
-
-_CLAIM_FIRST = _claim_statement(rotate=False)
-_CLAIM_AFTER = _claim_statement(rotate=True)
-
-_FINISH = (
-    update(_GENERATIONS)
-    .where(
-        _G.id == bindparam("p_id", type_=String()),
-        _G.status == GenerationStatus.PROCESSING,
-        _G.lease_owner == bindparam("p_owner", type_=String()),
-        _G.attempts == bindparam("p_attempt", type_=Integer()),
-    )
-    .values(
-        status=bindparam("p_status", type_=String()),
-        completed_at=bindparam("p_completed_at", type_=UTCDateTime()),
-        output_key=bindparam("p_output_key", type_=String()),
-        output_duration=bindparam("p_output_duration", type_=Float()),
-        error=bindparam("p_error", type_=String()),
-        error_code=bindparam("p_error_code", type_=String()),
-        lease_expires_at=None,
-        engine=func.coalesce(bindparam("p_engine", type_=String()), _G.engine),
-    )
-    .returning(_G.batch_id)
-)
-
-_BUMP = (
-    update(_BATCHES)
-    .where(_B.id == bindparam("p_batch", type_=String()))
-    .values(
-        success_count=_B.success_count + bindparam("p_success", type_=Integer()),
-        failed_count=_B.failed_count + bindparam("p_failed", type_=Integer()),
-        canceled_count=_B.canceled_count + bindparam("p_canceled", type_=Integer()),
-        version=_B.version + 1,
-    )
-    .returning(_B.success_count + _B.failed_count + _B.canceled_count, _B.total_generations)
-)
-
-_START = (
-    update(_BATCHES)
-    .where(
-        _B.id == bindparam("p_batch", type_=String()),
-        _B.status.in_([BatchStatus.PENDING, BatchStatus.JOBS_CREATED]),
-    )
-    .values(status=BatchStatus.PROCESSING, started_at=_NOW, version=_B.version + 1)
-)
-
-
 def _finish_params(ending: Ending) -> dict[str, Any]:
     return {
         "p_id": ending.generation_id,
@@ -509,26 +393,3 @@ def _finish_params(ending: Ending) -> dict[str, Any]:
 def _generation(row: Row[Any]) -> Generation:
     """A claimed row as a (detached, never flushed) Generation."""
     return Generation(**row._mapping)
-
-
-async def _update_batches(
-    session: AsyncSession, bumps: dict[str, Counter[str]], starting: set[str], now: datetime
-) -> list[str]:
-    """Bump counters and start batches, in batch id order; the ids of batches whose lines are all final."""
-    ended: list[str] = []
-    for batch_id in sorted(bumps.keys() | starting):
-        if batch_id in starting:
-            await session.execute(_START, {"p_batch": batch_id, "p_now": now})
-        counts = bumps.get(batch_id)
-        if counts is None:
-            continue
-        params = {
-            "p_batch": batch_id,
-            "p_success": counts["success_count"],
-            "p_failed": counts["failed_count"],
-            "p_canceled": counts["canceled_count"],
-        }
-        row = (await session.execute(_BUMP, params)).first()
-        if row is not None and row[0] >= row[1]:
-            ended.append(batch_id)
-    return ended
