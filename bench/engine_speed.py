@@ -100,8 +100,16 @@ def child(args: list[str]) -> None:
         figures = {"seconds": floor_job(video, audio, work / "floor.mp4")}
     else:
         figures = pipeline_job(video, audio, work, cache)
-    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(figures))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident set (VmHWM); ru_maxrss would carry the parent's peak across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_child(kind: str, video: Path, audio: Path, work: Path, cache: Path, warm: bool) -> dict[str, float]:
